@@ -1,0 +1,52 @@
+# modelops: one package, two images. Targets:
+#   serving   (default) the model server / pipeline router: python -m modelops.serving
+#   operator  the kopf operator:                             python -m modelops.operator
+# Both run as uid 65532 with no fixed ENTRYPOINT and write only under /tmp, so they work with a
+# read-only root filesystem (Kubernetes mounts /tmp as an emptyDir).
+#
+# Users:  docker build --target serving -t modelops/serving .        (python:3.11-slim, PyPI)
+# Offline (CI, no registry): tools/image/build.sh, which passes a locally made base image and
+# fills tools/image/wheels/ on the host, so pip installs with --no-index.
+
+ARG BASE_IMAGE=python:3.11-slim
+
+# --- build: a venv at /opt/modelops with pinned dependencies, then the package ----------------
+FROM ${BASE_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/modelops
+WORKDIR /src
+# Dependencies first, in their own layer: code changes do not reinstall them.
+COPY tools/image/ tools/image/
+COPY pyproject.toml ./
+RUN sh tools/image/install-python-deps.sh deps
+COPY pyproject.toml README.m[d] LICENS[E] ./
+COPY modelops/ modelops/
+RUN sh tools/image/install-python-deps.sh package \
+ && /opt/modelops/bin/python -m pip uninstall --yes pip setuptools \
+ && /opt/modelops/bin/python -m compileall -q /opt/modelops/lib
+
+# --- runtime: what both images share --------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ENV PATH=/opt/modelops/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp
+COPY --from=build /opt/modelops /opt/modelops
+WORKDIR /tmp
+USER 65532:65532
+LABEL org.opencontainers.image.title="modelops" \
+      org.opencontainers.image.description="Serve scikit-learn models on Kubernetes and roll them back on their error rate" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# --- operator --------------------------------------------------------------------------------
+FROM runtime AS operator
+CMD ["python", "-m", "modelops.operator"]
+
+# --- serving (last, so it is the default target) ---------------------------------------------
+FROM runtime AS serving
+EXPOSE 8080
+CMD ["python", "-m", "modelops.serving"]

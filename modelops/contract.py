@@ -1,0 +1,105 @@
+"""The contract between the operator and the serving image, in one place.
+
+Everything that both sides must agree on lives here as an UPPER_CASE constant: the API group and
+kinds, the environment variable names the operator injects and the server reads, the port, label
+and annotation keys, the Prometheus metric names the rollback monitor scrapes, and the paths of
+the termination message and artifact volume. A unit test checks that the operator's builders and
+the serving settings use exactly these names. Pure data, no imports from the rest of the package.
+"""
+
+from typing import Final
+
+# --- API -------------------------------------------------------------------------------------
+API_GROUP: Final = "modelops.io"
+API_VERSION: Final = "v1alpha1"
+API_GROUP_VERSION: Final = f"{API_GROUP}/{API_VERSION}"
+MODEL_KIND: Final = "Model"
+MODEL_PLURAL: Final = "models"
+PIPELINE_KIND: Final = "ModelPipeline"
+PIPELINE_PLURAL: Final = "modelpipelines"
+
+# --- Serving process: environment (all read by modelops.serving.settings) --------------------
+ENV_PREFIX: Final = "MODELOPS_"
+ENV_MODE: Final = "MODELOPS_MODE"  # "model" (default) or "pipeline"
+ENV_MODEL_NAME: Final = "MODELOPS_MODEL_NAME"
+ENV_MODEL_VERSION: Final = "MODELOPS_MODEL_VERSION"
+ENV_ARTIFACT_URI: Final = "MODELOPS_ARTIFACT_URI"
+ENV_ARTIFACT_SHA256: Final = "MODELOPS_ARTIFACT_SHA256"
+ENV_ARTIFACT_FORMAT: Final = "MODELOPS_ARTIFACT_FORMAT"
+ENV_ARTIFACT_DIR: Final = "MODELOPS_ARTIFACT_DIR"
+ENV_METHOD: Final = "MODELOPS_METHOD"
+ENV_PORT: Final = "MODELOPS_PORT"
+ENV_HOST: Final = "MODELOPS_HOST"
+ENV_WORKERS: Final = "MODELOPS_WORKERS"
+ENV_THREADS: Final = "MODELOPS_THREADS"
+ENV_MAX_BODY_BYTES: Final = "MODELOPS_MAX_BODY_BYTES"
+ENV_TERMINATION_LOG: Final = "MODELOPS_TERMINATION_LOG"
+ENV_SKOPS_TRUSTED_TYPES: Final = "MODELOPS_SKOPS_TRUSTED_TYPES"
+ENV_SKLEARN_VERSION_POLICY: Final = "MODELOPS_SKLEARN_VERSION_POLICY"  # "refuse" | "warn"
+ENV_DOWNLOAD_TIMEOUT: Final = "MODELOPS_DOWNLOAD_TIMEOUT_SECONDS"
+ENV_DOWNLOAD_MAX_BYTES: Final = "MODELOPS_DOWNLOAD_MAX_BYTES"
+ENV_BATCH_MAX_SIZE: Final = "MODELOPS_BATCH_MAX_SIZE"  # 0 or 1 = adaptive batching off
+ENV_BATCH_MAX_WAIT_MS: Final = "MODELOPS_BATCH_MAX_WAIT_MS"
+ENV_FEEDBACK_WINDOW: Final = "MODELOPS_FEEDBACK_WINDOW"
+ENV_METRICS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name
+# Pipeline (router) mode
+ENV_PIPELINE_NAME: Final = "MODELOPS_PIPELINE_NAME"
+ENV_PIPELINE_STEPS: Final = "MODELOPS_PIPELINE_STEPS"  # JSON list of {name, model, url, input}
+ENV_PIPELINE_TIMEOUT: Final = "MODELOPS_PIPELINE_TIMEOUT_SECONDS"
+
+SERVING_COMMAND: Final = ("python", "-m", "modelops.serving")
+FETCH_COMMAND: Final = ("python", "-m", "modelops.serving", "fetch")
+DEFAULT_PORT: Final = 8080
+PORT_NAME: Final = "http"
+DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
+ARTIFACT_MOUNT: Final = "/var/lib/modelops/artifact"
+SCRATCH_MOUNT: Final = "/tmp"
+
+# --- HTTP paths ------------------------------------------------------------------------------
+PATH_LIVE: Final = "/v2/health/live"
+PATH_READY: Final = "/v2/health/ready"
+PATH_METRICS: Final = "/metrics"
+
+# --- Labels and annotations ------------------------------------------------------------------
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_VERSION_APP: Final = "app.kubernetes.io/version"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_MODEL: Final = "modelops.io/model"
+LABEL_VERSION: Final = "modelops.io/version"
+LABEL_REVISION: Final = "modelops.io/revision"  # short hash of version + sha256
+LABEL_PIPELINE: Final = "modelops.io/pipeline"
+MANAGED_BY: Final = "modelops"
+ANNOTATION_RETRY: Final = "modelops.io/retry"
+ANNOTATION_ROLLBACK_TO: Final = "modelops.io/rollback-to"
+
+# --- Metrics the serving image exports (the rollback monitor reads these) ---------------------
+METRIC_REQUESTS: Final = "modelops_requests_total"  # labels: model, version, protocol, code
+METRIC_LATENCY: Final = "modelops_request_duration_seconds"  # labels: model, version, protocol
+METRIC_MODEL_ERRORS: Final = "modelops_model_errors_total"  # labels: model, version
+METRIC_INFLIGHT: Final = "modelops_inflight_requests"  # labels: model, version
+METRIC_LOAD_SECONDS: Final = "modelops_model_load_seconds"  # labels: model, version
+METRIC_ARTIFACT_INFO: Final = "modelops_artifact"  # Info: model, version, sha256, format
+METRIC_STEP_REQUESTS: Final = "modelops_pipeline_step_requests_total"  # pipeline, step, code
+METRIC_STEP_LATENCY: Final = "modelops_pipeline_step_duration_seconds"  # pipeline, step
+METRIC_QUALITY: Final = "modelops_model_quality"  # model, version, metric (accuracy|rmse)
+
+# --- Operator process -------------------------------------------------------------------------
+OPERATOR_NAMESPACE: Final = "modelops-system"
+OPERATOR_HEALTH_PORT: Final = 8081  # kopf liveness: GET /healthz
+OPERATOR_METRICS_PORT: Final = 9090  # the operator's own /metrics
+DEFAULT_SERVING_IMAGE: Final = "modelops/serving:0.1.0"
+METRIC_ROLLBACKS: Final = "modelops_rollbacks_total"  # labels: namespace, model, from, to
+METRIC_MODEL_STATUS: Final = "modelops_model_status"  # labels: namespace, model, condition
+METRIC_ANALYSIS_ERROR_RATE: Final = "modelops_analysis_error_rate"  # namespace, model, version
+METRIC_DECISIONS: Final = "modelops_decisions_total"  # namespace, model, result
+
+# --- Local control plane (modelops.devcluster, tests/cluster) --------------------------------
+ENV_K8S_BIN: Final = "MODELOPS_K8S_BIN"  # a bin dir with etcd, kube-apiserver, ... (skips the build)
+ENV_CACHE: Final = "MODELOPS_CACHE"  # default ~/.cache/modelops (tools/build-k8s.sh reads it too)
+ENV_USE_EXISTING_CLUSTER: Final = "MODELOPS_USE_EXISTING_CLUSTER"  # "1": tests use $KUBECONFIG
+ENV_ALLOW_DESTRUCTIVE: Final = "MODELOPS_ALLOW_DESTRUCTIVE"  # "1": allow any kube context
+DEV_CONTEXT: Final = "modelops-dev"  # kubeconfig context the harness writes
+DEV_CLUSTER_DIRNAME: Final = "devcluster"  # default work dir: $MODELOPS_CACHE/devcluster

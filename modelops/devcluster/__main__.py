@@ -1,0 +1,130 @@
+"""`python -m modelops.devcluster up|down|status [--dir DIR]`: the local cluster for `make`.
+
+`up` builds the binaries if they are missing (or uses $MODELOPS_K8S_BIN), starts the control
+plane detached so it outlives this command, prints progress to stderr and
+`KUBECONFIG=<path>` as its last stdout line; it is a no-op when the cluster in DIR is already
+healthy. `down` stops the processes recorded in DIR/state.json; `status` shows them. DIR
+defaults to $MODELOPS_CACHE/devcluster (~/.cache/modelops/devcluster), outside the work tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from modelops.contract import DEV_CLUSTER_DIRNAME, ENV_CACHE
+from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
+from modelops.devcluster.cluster import (
+    ControlPlane,
+    ControlPlaneError,
+    ControlPlaneSettings,
+    ProcessStatus,
+)
+from modelops.devcluster.components import BINARIES
+from modelops.devcluster.state import StateError
+
+MIB = 1024 * 1024
+
+
+def default_work_dir(env: Mapping[str, str]) -> Path:
+    """$MODELOPS_CACHE/devcluster, with the cache defaulting to ~/.cache/modelops."""
+    cache = env.get(ENV_CACHE) or str(Path.home() / ".cache" / "modelops")
+    return Path(cache).expanduser() / DEV_CLUSTER_DIRNAME
+
+
+def up(work_dir: Path) -> int:
+    """Start (or find running) the control plane in `work_dir`."""
+    if _healthy_plane(work_dir):
+        _say(f"already running in {work_dir}")
+        print(f"KUBECONFIG={ControlPlane.attach(work_dir).kubeconfig}")
+        return 0
+    _stop_leftovers(work_dir)
+    bin_dir = resolve_bin_dir(BINARIES, progress=_say)
+    _say(f"starting the control plane in {work_dir} (binaries: {bin_dir})")
+    began = time.monotonic()
+    plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work_dir)).start()
+    _say(f"ready in {time.monotonic() - began:.1f} s")
+    _print_status(plane)
+    print(f"KUBECONFIG={plane.kubeconfig}")
+    return 0
+
+
+def down(work_dir: Path) -> int:
+    """Stop the processes recorded in `work_dir`."""
+    try:
+        plane = ControlPlane.attach(work_dir)
+    except StateError as missing:
+        _say(f"nothing to stop: {missing}")
+        return 0
+    for name, outcome in plane.stop().items():
+        _say(f"{name}: {outcome}")
+    plane.layout.state_file.unlink(missing_ok=True)
+    return 0
+
+
+def status(work_dir: Path) -> int:
+    """Print each recorded process; exit code 0 only when all are healthy."""
+    try:
+        plane = ControlPlane.attach(work_dir)
+    except StateError as missing:
+        _say(f"not running: {missing}")
+        return 1
+    rows = _print_status(plane)
+    print(f"KUBECONFIG={plane.kubeconfig}")
+    return 0 if rows and all(row.healthy for row in rows) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelops.devcluster", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument(
+        "--dir", type=Path, default=default_work_dir(os.environ), help="work dir (%(default)s)"
+    )
+    args = parser.parse_args(argv)
+    work_dir = args.dir.expanduser().resolve()
+    command = {"up": up, "down": down, "status": status}[args.command]
+    try:
+        return command(work_dir)
+    except (BinariesError, ControlPlaneError, StateError) as failure:
+        _say(f"error: {failure}")
+        return 1
+
+
+def _healthy_plane(work_dir: Path) -> bool:
+    try:
+        rows = ControlPlane.attach(work_dir).status()
+    except StateError:
+        return False
+    return bool(rows) and all(row.healthy for row in rows)
+
+
+def _stop_leftovers(work_dir: Path) -> None:
+    # A half-dead earlier cluster in the same dir: stop the survivors it recorded before reuse.
+    try:
+        outcomes = ControlPlane.attach(work_dir).stop()
+    except StateError:
+        return
+    for name, outcome in outcomes.items():
+        if outcome != "not running":
+            _say(f"stopped leftover {name}: {outcome}")
+
+
+def _print_status(plane: ControlPlane) -> list[ProcessStatus]:
+    rows = plane.status()
+    for row in rows:
+        rss = f"{row.rss_bytes / MIB:.0f} MiB" if row.rss_bytes is not None else "-"
+        state = "healthy" if row.healthy else ("running, unhealthy" if row.running else "stopped")
+        _say(f"{row.name:<24} pid {row.pid:<8} {state:<20} rss {rss}")
+    return rows
+
+
+def _say(message: str) -> None:
+    print(f"devcluster: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

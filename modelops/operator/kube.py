@@ -1,0 +1,127 @@
+"""The only module that talks to the Kubernetes API (besides kopf's own watching and Events).
+
+`ensure` creates a child or patches it when the fields we own differ from the live object, so
+a pass with nothing to change makes no write. `patch_status` writes the status subresource with
+the resourceVersion the plan was computed from, so a plan made from a stale view fails with
+`Conflict` instead of overwriting newer status. One place handles 404/409.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from modelops import contract
+
+MERGE_PATCH = "application/merge-patch+json"
+log = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """The object changed since it was read; the pass should be dropped and redone."""
+
+
+_clients: dict[str, Any] = {}
+
+
+def configure() -> None:
+    """Load in-cluster credentials, or the kubeconfig when running outside a cluster."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    api = kubernetes.client.ApiClient()
+    _clients.update(core=kubernetes.client.CoreV1Api(api), apps=kubernetes.client.AppsV1Api(api),
+                    custom=kubernetes.client.CustomObjectsApi(api))
+
+
+def _api(kind: str) -> tuple[Any, str]:
+    if not _clients:
+        configure()
+    if kind == "Deployment":
+        return _clients["apps"], "deployment"
+    if kind == "Service":
+        return _clients["core"], "service"
+    raise ValueError(f"unsupported kind {kind}")
+
+
+def differs(desired: Any, live: Any) -> bool:
+    """True when some field of `desired` is missing or different in `live` (lists compare
+    item by item, maps by the desired keys only: the server's defaults do not count)."""
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return True
+        return any(differs(v, live.get(k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return True
+        return any(differs(d, l) for d, l in zip(desired, live))
+    return desired != live
+
+
+def owned_part(obj: Mapping[str, Any]) -> dict:
+    """The fields of a child the operator owns: labels, owner references and spec."""
+    meta = obj.get("metadata", {})
+    return {"metadata": {"labels": meta.get("labels", {}),
+                         "ownerReferences": meta.get("ownerReferences", [])},
+            "spec": obj.get("spec", {})}
+
+
+def ensure(obj: dict, namespace: str, live: Mapping[str, Any] | None) -> str | None:
+    """Create `obj`, or patch it when `live` (the cached object, or None) differs.
+
+    Returns "created", "updated" or None when nothing was written.
+    """
+    api, kind = _api(obj["kind"])
+    name = obj["metadata"]["name"]
+    if live is not None and not differs(owned_part(obj), live):
+        return None
+    if live is None:
+        try:
+            getattr(api, f"create_namespaced_{kind}")(namespace, obj)
+            return "created"
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    getattr(api, f"patch_namespaced_{kind}")(name, namespace, owned_part(obj),
+                                             _content_type=MERGE_PATCH)
+    return "updated"
+
+
+def delete(kind: str, name: str, namespace: str) -> bool:
+    api, plural = _api(kind)
+    try:
+        getattr(api, f"delete_namespaced_{plural}")(name, namespace, propagation_policy="Background")
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+def patch_status(plural: str, namespace: str, name: str, resource_version: str,
+                 status_patch: Mapping[str, Any]) -> str:
+    """Merge-patch the status subresource, conditional on `resource_version`; returns the new
+    resourceVersion. Raises Conflict when the object moved on."""
+    body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status_patch)}
+    if not _clients:
+        configure()
+    try:
+        result = _clients["custom"].patch_namespaced_custom_object_status(
+            contract.API_GROUP, contract.API_VERSION, namespace, plural, name, body,
+            _content_type=MERGE_PATCH)
+    except ApiException as error:
+        if error.status in (404, 409):
+            raise Conflict(f"{plural}/{name}: {error.reason}") from None
+        raise
+    return result["metadata"]["resourceVersion"]
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
+    """A merge patch turning `old` into `new` at the top level (None deletes a key)."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch

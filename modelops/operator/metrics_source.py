@@ -1,0 +1,249 @@
+"""Where the rollback analysis gets its numbers: the serving pods' /metrics, or Prometheus.
+
+`ScrapeSource` (the default, no Prometheus needed) reads each serving pod's /metrics page and
+sums `contract.METRIC_REQUESTS` for one model version into a `Snapshot`; the caller keeps a few
+snapshots and computes the window with `analysis.window_stats`. `PrometheusSource` asks a
+Prometheus server for the same increase with PromQL. Both raise `MetricsUnavailable` with a
+sentence saying why when they have nothing to go on; the caller turns that into an Inconclusive
+decision, never a rollback. This module does I/O; the parsing helpers in it are pure.
+
+A pod that cannot be scraped while others can is left out of the snapshot and listed in
+`Snapshot.unscraped` with the reason. We keep judging on the pods we can read, because a bad
+version can make one pod slow to answer /metrics and refusing to judge would then keep the bad
+version serving; the pods of one version sit behind one Service, so the rest are a fair sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelops import contract
+from modelops.operator.analysis import PodCounters, Snapshot, WindowStats
+
+MAX_METRICS_BYTES = 16 * 1024 * 1024  # far above any real /metrics page; bounds memory
+MAX_PARALLEL_SCRAPES = 8
+
+
+class MetricsUnavailable(Exception):
+    """No usable metrics; the message says why (connection refused, HTTP 500, parse error...)."""
+
+
+def _describe(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed HTTP request instead of urllib3's nested repr."""
+    if isinstance(exc, requests.Timeout):
+        return f"timed out after {timeout:g}s"
+    text = str(exc)
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused" if "refused" in text.lower() else f"cannot connect ({text})"
+    return f"request failed ({text})"
+
+
+def _get_text(session: requests.Session, url: str, timeout: float) -> str:
+    """GET a text page; raise MetricsUnavailable with the reason on any failure."""
+    try:
+        with session.get(url, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise MetricsUnavailable(f"HTTP {response.status_code} from {url}")
+            body = b""
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_METRICS_BYTES:
+                    raise MetricsUnavailable(f"{url} sent more than {MAX_METRICS_BYTES} bytes")
+    except requests.RequestException as exc:
+        raise MetricsUnavailable(f"{_describe(exc, timeout)} ({url})") from exc
+    return body.decode("utf-8", errors="replace")
+
+
+def parse_samples(text: str, url: str = "/metrics") -> list:
+    """All samples of a Prometheus text page; MetricsUnavailable if it does not parse."""
+    try:
+        return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
+        raise MetricsUnavailable(f"parse error in {url}: {exc}") from exc
+
+
+def _matches(sample, name: str, model: str, version: str) -> bool:
+    labels = sample.labels
+    return sample.name == name and labels.get("model") == model and labels.get("version") == version
+
+
+def request_counters(samples: Iterable, *, model: str, version: str) -> PodCounters:
+    """Sum one version's request counter over protocols and codes; 5xx codes are errors."""
+    requests_total = errors = 0.0
+    for sample in samples:
+        if _matches(sample, contract.METRIC_REQUESTS, model, version):
+            requests_total += sample.value
+            if str(sample.labels.get("code", "")).startswith("5"):
+                errors += sample.value
+    return PodCounters(requests=requests_total, errors=errors)
+
+
+def quality_values(samples: Iterable, *, model: str, version: str) -> dict[str, list[float]]:
+    """Every non-NaN quality gauge value of one version, by metric name (accuracy, rmse)."""
+    found: dict[str, list[float]] = {}
+    for sample in samples:
+        if _matches(sample, contract.METRIC_QUALITY, model, version) and not math.isnan(sample.value):
+            found.setdefault(sample.labels.get("metric", ""), []).append(sample.value)
+    return found
+
+
+class ScrapeSource:
+    """Scrapes the serving pods' /metrics pages directly (the default metrics source)."""
+
+    def __init__(self, *, timeout: float = 2.0, session: requests.Session | None = None):
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def _scrape(self, pod_urls: Mapping[str, str]) -> tuple[dict[str, list], dict[str, str]]:
+        """(samples by pod, failure reason by pod); MetricsUnavailable if no pod answered."""
+        if not pod_urls:
+            raise MetricsUnavailable("no serving pods to scrape")
+
+        def scrape_one(url: str) -> list | str:
+            try:
+                return parse_samples(_get_text(self.session, url, self.timeout), url)
+            except MetricsUnavailable as exc:
+                return str(exc)
+
+        workers = min(MAX_PARALLEL_SCRAPES, len(pod_urls))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = dict(zip(pod_urls, pool.map(scrape_one, pod_urls.values())))
+        scraped = {pod: got for pod, got in results.items() if isinstance(got, list)}
+        failed = {pod: got for pod, got in results.items() if isinstance(got, str)}
+        if not scraped:
+            reasons = "; ".join(f"{pod}: {why}" for pod, why in sorted(failed.items()))
+            raise MetricsUnavailable(f"no serving pod could be scraped: {reasons}")
+        return scraped, failed
+
+    def snapshot(
+        self, pod_urls: Mapping[str, str], *, model: str, version: str, now: float
+    ) -> Snapshot:
+        """Read every pod's request counters for model+version at time `now`.
+
+        pod_urls maps pod name -> "http://<podIP>:8080/metrics". Pods that fail are listed in
+        `Snapshot.unscraped`; if every pod fails, MetricsUnavailable says why for each.
+        """
+        scraped, failed = self._scrape(pod_urls)
+        pods = {
+            pod: request_counters(samples, model=model, version=version)
+            for pod, samples in scraped.items()
+        }
+        return Snapshot(time=now, pods=pods, unscraped=failed)
+
+    def quality(self, pod_urls: Mapping[str, str], *, model: str, version: str) -> dict[str, float]:
+        """The mean of each quality metric (accuracy, rmse) over the pods that report it.
+
+        Metrics no pod reports yet (no feedback) are absent from the result.
+        """
+        scraped, _ = self._scrape(pod_urls)
+        merged: dict[str, list[float]] = {}
+        for samples in scraped.values():
+            for metric, values in quality_values(samples, model=model, version=version).items():
+                merged.setdefault(metric, []).extend(values)
+        return {metric: sum(values) / len(values) for metric, values in merged.items()}
+
+
+def promql_string(value: str) -> str:
+    """Quote a label value for PromQL (backslash, quote and newline escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def promql_range(seconds: float) -> str:
+    """A PromQL range for a window: 120 -> "120s", 1.5 -> "1500ms"."""
+    if seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {seconds!r}")
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def parse_query_result(payload: object, query: str) -> float:
+    """Sum the values of a /api/v1/query answer; an empty vector is 0.
+
+    Raises MetricsUnavailable for an error answer or a shape that is not an instant vector.
+    """
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        raise MetricsUnavailable(f"Prometheus refused {query!r}: {error}")
+    data = payload.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        raise MetricsUnavailable(f"Prometheus answered {query!r} with no instant vector: {data!r}")
+    try:
+        return sum(float(item["value"][1]) for item in data.get("result", []))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise MetricsUnavailable(f"cannot read Prometheus result for {query!r}: {exc!r}") from exc
+
+
+class PrometheusSource:
+    """Asks Prometheus (PromQL over GET /api/v1/query) for a version's requests and 5xx errors.
+
+    `namespace_label` is the label the scrape config puts the pod's namespace in ("namespace"
+    in the usual Kubernetes relabelling); None leaves the namespace out of the selector.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 5.0,
+        session: requests.Session | None = None,
+        namespace_label: str | None = "namespace",
+    ):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"Prometheus URL must start with http:// or https://, got {base_url!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.namespace_label = namespace_label
+
+    def query(self, promql: str) -> float:
+        """Run one instant query and return the sum of its result (0 when empty)."""
+        url = f"{self.base_url}/api/v1/query"
+        try:
+            response = self.session.get(url, params={"query": promql}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise MetricsUnavailable(f"Prometheus {_describe(exc, self.timeout)} ({url})") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            raise MetricsUnavailable(
+                f"Prometheus answered HTTP {response.status_code} with a body that is not JSON"
+            ) from None
+        if response.status_code != 200 and isinstance(payload, dict) and "error" in payload:
+            raise MetricsUnavailable(
+                f"Prometheus answered HTTP {response.status_code}: {payload.get('errorType', '')}"
+                f" {payload['error']}".rstrip()
+            )
+        return parse_query_result(payload, promql)
+
+    def selector(self, *, namespace: str, model: str, version: str, errors_only: bool) -> str:
+        """The series selector for one version's request counter."""
+        labels = [] if self.namespace_label is None else [(self.namespace_label, namespace)]
+        matchers = [f"{name}={promql_string(value)}" for name, value in labels]
+        matchers += [f"model={promql_string(model)}", f"version={promql_string(version)}"]
+        if errors_only:
+            matchers.append('code=~"5.*"')
+        return f"{contract.METRIC_REQUESTS}{{{','.join(matchers)}}}"
+
+    def window_stats(
+        self, *, namespace: str, model: str, version: str, window_seconds: float
+    ) -> WindowStats:
+        """Requests and 5xx errors of model+version over the last window_seconds."""
+        window = promql_range(window_seconds)
+        totals = []
+        for errors_only in (False, True):
+            selector = self.selector(
+                namespace=namespace, model=model, version=version, errors_only=errors_only
+            )
+            totals.append(self.query(f"sum(increase({selector}[{window}]))"))
+        return WindowStats(requests=totals[0], errors=totals[1])

@@ -1,0 +1,97 @@
+"""The analysis loop's I/O side: read the serving version's metrics and ask `analysis.decide`.
+
+By default the operator scrapes the serving pods' /metrics itself (a snapshot every tick, kept
+for one window per model and revision); with a Prometheus URL it asks Prometheus with PromQL.
+A decision is made once per `rollback.interval`; anything that cannot be measured becomes an
+Inconclusive decision that says why (it never rolls back).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Iterable, Mapping
+
+from modelops import contract
+from modelops.operator import analysis
+from modelops.operator.metrics_source import MetricsUnavailable, PrometheusSource, ScrapeSource
+from modelops.operator.rollout import iso, parse_iso
+from modelops.operator.settings import OperatorSettings
+from modelops.operator.spec import ModelSpec
+
+
+class Monitor:
+    def __init__(self, settings: OperatorSettings):
+        timeout = settings.scrape_timeout_seconds
+        self.scrape = ScrapeSource(timeout=timeout)
+        self.prometheus = (PrometheusSource(settings.prometheus_url, timeout=timeout)
+                           if settings.prometheus_url else None)
+        self._history: dict[tuple[str, str], deque[analysis.Snapshot]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            for key in [k for k in self._history if k[0] == uid]:
+                del self._history[key]
+
+    def evaluate(self, *, uid: str, namespace: str, name: str, spec: ModelSpec,
+                 status: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
+                 now: float) -> tuple[analysis.Decision | None, dict | None]:
+        """Snapshot the serving version; when a decision is due, return it and the new
+        `status.analysis`, else (None, None)."""
+        serving, version = status.get("servingRevision"), status.get("servingVersion")
+        if not serving or not status.get("servingSince"):
+            return None, None
+        policy = spec.rollback
+        urls = {p["name"]: f"http://{p['ip']}:{contract.DEFAULT_PORT}{contract.PATH_METRICS}"
+                for p in pods if p["revision"] == serving and p["ip"] and not p["deleting"]}
+        history = self._remember(uid, serving, urls, name, version, now, policy)
+        previous = status.get("analysis") or {}
+        last = parse_iso(previous.get("lastEvaluated"))
+        if last is not None and previous.get("revision") == serving and \
+                now - last < policy.interval_seconds - 0.5:
+            return None, None
+        breaches = previous.get("consecutiveBreaches", 0) if previous.get("revision") == serving else 0
+        decision = self._decide(policy, history, urls, namespace, name, version, now, breaches)
+        return decision, {
+            "revision": serving, "version": version, "lastEvaluated": iso(now),
+            "errorRate": decision.error_rate, "requests": decision.requests,
+            "consecutiveBreaches": decision.consecutive_breaches, "result": decision.result,
+            "reason": decision.reason, "message": decision.message,
+        }
+
+    def _remember(self, uid, revision, urls, name, version, now, policy) -> list:
+        if self.prometheus is not None:
+            return []
+        with self._lock:
+            history = self._history.setdefault((uid, revision), deque())
+        try:
+            if urls:
+                history.append(self.scrape.snapshot(urls, model=name, version=version, now=now))
+        except MetricsUnavailable:
+            pass  # the decision below reports it when the window has too little data
+        horizon = now - policy.window_seconds - 2 * policy.interval_seconds
+        while history and history[0].time < horizon:
+            history.popleft()
+        return list(history)
+
+    def _decide(self, policy, history, urls, namespace, name, version, now, breaches):
+        quality = None
+        try:
+            if self.prometheus is not None:
+                stats = self.prometheus.window_stats(namespace=namespace, model=name,
+                                                     version=version,
+                                                     window_seconds=policy.window_seconds)
+            else:
+                if not urls:
+                    raise MetricsUnavailable("no ready serving pod with an IP to scrape")
+                stats = analysis.window_stats(history, window_seconds=policy.window_seconds,
+                                              now=now)
+                if stats is None and history and history[-1].time < now - 1:
+                    raise MetricsUnavailable("the latest scrape of the serving pods failed")
+            if policy.min_accuracy is not None or policy.max_rmse is not None:
+                quality = self.scrape.quality(urls, model=name, version=version) if urls else None
+        except MetricsUnavailable as error:
+            return analysis.decide(policy, None, previous_breaches=breaches,
+                                   unavailable_reason=str(error))
+        return analysis.decide(policy, stats, previous_breaches=breaches, quality=quality)

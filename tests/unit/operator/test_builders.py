@@ -1,0 +1,122 @@
+"""build_deployment / build_service / router builders: exact fields, env from the contract."""
+
+import json
+
+import pytest
+
+from modelops import contract as c
+from modelops.operator.builders import (build_deployment, build_router_deployment,
+                                        build_router_service, build_service, deployment_name)
+from modelops.operator.spec import parse_model, parse_pipeline
+from tests.factories import SHA_A, model_spec
+
+IMAGE = "modelops/serving:test"
+
+
+def _deployment(**overrides):
+    spec = parse_model(model_spec(**overrides))
+    return spec, build_deployment("iris", spec, image=IMAGE)
+
+
+def _env(container):
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+class TestBuildDeployment:
+    def test_name_selector_and_labels_identify_the_revision(self):
+        spec, d = _deployment()
+        assert d["metadata"]["name"] == deployment_name("iris", spec.revision)
+        selector = d["spec"]["selector"]["matchLabels"]
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert selector == {c.LABEL_MODEL: "iris", c.LABEL_REVISION: spec.revision}
+        assert selector.items() <= labels.items()
+        assert labels[c.LABEL_VERSION] == "1" and labels[c.LABEL_MANAGED_BY] == "modelops"
+
+    def test_env_names_are_the_contract(self):
+        spec, d = _deployment()
+        env = _env(d["spec"]["template"]["spec"]["containers"][0])
+        assert env[c.ENV_MODEL_NAME] == "iris"
+        assert env[c.ENV_MODEL_VERSION] == "1"
+        assert env[c.ENV_ARTIFACT_SHA256] == SHA_A
+        assert env[c.ENV_ARTIFACT_URI] == "configMap://iris-1/model.joblib"
+        assert env[c.ENV_ARTIFACT_DIR] == c.ARTIFACT_MOUNT
+        assert all(name.startswith(c.ENV_PREFIX) for name in env)
+
+    def test_pod_meets_restricted_profile(self):
+        _, d = _deployment()
+        pod = d["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        sc = container["securityContext"]
+        assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                      "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+        assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
+
+    def test_probes_and_scrape_annotations(self):
+        _, d = _deployment()
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        assert container["startupProbe"]["httpGet"]["path"] == c.PATH_READY
+        assert container["readinessProbe"]["httpGet"]["path"] == c.PATH_READY
+        assert container["livenessProbe"]["httpGet"]["path"] == c.PATH_LIVE
+        annotations = d["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(c.DEFAULT_PORT)
+
+    @pytest.mark.parametrize("uri, volume", [
+        ("configMap://iris-cm/model.joblib", {"name": "artifact", "configMap": {"name": "iris-cm"}}),
+        ("pvc://models/iris/model.joblib", {"name": "artifact", "persistentVolumeClaim":
+                                            {"claimName": "models", "readOnly": True}}),
+    ])
+    def test_volume_per_scheme(self, uri, volume):
+        _, d = _deployment(artifact={"uri": uri, "sha256": SHA_A})
+        assert volume in d["spec"]["template"]["spec"]["volumes"]
+        assert "initContainers" not in d["spec"]["template"]["spec"]
+
+    def test_http_artifact_is_fetched_by_an_init_container(self):
+        _, d = _deployment(artifact={"uri": "https://models.example/iris.joblib", "sha256": SHA_A})
+        pod = d["spec"]["template"]["spec"]
+        (fetch,) = pod["initContainers"]
+        assert fetch["command"] == list(c.FETCH_COMMAND)
+        assert {"name": "artifact", "emptyDir": {}} in pod["volumes"]
+        assert _env(fetch)[c.ENV_ARTIFACT_URI] == "https://models.example/iris.joblib"
+        assert "readinessProbe" not in fetch
+
+    def test_file_artifact_needs_no_volume(self):
+        _, d = _deployment(artifact={"uri": "file:///models/iris.joblib", "sha256": SHA_A})
+        pod = d["spec"]["template"]["spec"]
+        assert [v["name"] for v in pod["volumes"]] == ["scratch"]
+        assert c.ENV_ARTIFACT_DIR not in _env(pod["containers"][0])
+
+    def test_replicas_override_and_resources(self):
+        spec = parse_model(model_spec(resources={"requests": {"cpu": "100m"}}))
+        d = build_deployment("iris", spec, image=IMAGE, replicas=0)
+        assert d["spec"]["replicas"] == 0
+        assert d["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+            "requests": {"cpu": "100m"}}
+
+    def test_new_version_is_a_new_deployment(self):
+        first, _ = _deployment(version="1")
+        second, _ = _deployment(version="2")
+        assert first.revision != second.revision
+
+
+def test_service_selects_the_serving_revision():
+    service = build_service("iris", revision="abc", version="3")
+    assert service["spec"]["selector"] == {c.LABEL_MODEL: "iris", c.LABEL_REVISION: "abc"}
+    assert service["spec"]["ports"][0]["targetPort"] == c.PORT_NAME
+
+
+def test_router_calls_step_services_in_order():
+    spec = parse_pipeline({"steps": [{"name": "price", "model": "house-price"},
+                                     {"name": "dx", "model": "diagnosis",
+                                      "input": "features+previous"}], "timeoutSeconds": 3})
+    d = build_router_deployment("p", "demo", spec, image=IMAGE)
+    env = _env(d["spec"]["template"]["spec"]["containers"][0])
+    assert env[c.ENV_MODE] == "pipeline"
+    steps = json.loads(env[c.ENV_PIPELINE_STEPS])
+    assert [s["url"] for s in steps] == ["http://house-price.demo.svc.cluster.local:80",
+                                         "http://diagnosis.demo.svc.cluster.local:80"]
+    assert steps[1]["input"] == "features+previous"
+    assert env[c.ENV_PIPELINE_TIMEOUT] == "3.0"
+    assert build_router_service("p")["spec"]["selector"] == {c.LABEL_PIPELINE: "p"}
