@@ -10,23 +10,32 @@
 
 ARG BASE_IMAGE=python:3.11-slim
 
-# --- build: a venv at /opt/modelops with pinned dependencies, then the package ----------------
-FROM ${BASE_IMAGE} AS build
+# --- deps: a venv at /opt/modelops with the pinned dependencies (its own cached layer) --------
+FROM ${BASE_IMAGE} AS deps
+# auto: install offline from tools/image/wheels/ when it holds wheels; off: always use the index.
+ARG WHEELS=auto
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/modelops
 WORKDIR /src
-# Dependencies first, in their own layer: code changes do not reinstall them.
 COPY tools/image/ tools/image/
 COPY pyproject.toml ./
 RUN sh tools/image/install-python-deps.sh deps
+
+# --- package: the modelops wheel, checked against the deps, staged under /opt/package-root ----
+# Staging only the package's own files keeps a code change from re-copying the whole venv.
+FROM deps AS package
+ARG WHEELS=auto
 COPY pyproject.toml README.m[d] LICENS[E] ./
 COPY modelops/ modelops/
-RUN sh tools/image/install-python-deps.sh package \
- && /opt/modelops/bin/python -m pip uninstall --yes pip setuptools \
- && /opt/modelops/bin/python -m compileall -q /opt/modelops/lib
+RUN sh tools/image/install-python-deps.sh package
+
+# --- deps-runtime: the venv without pip, setuptools and the libraries' own test suites -------
+FROM deps AS deps-runtime
+RUN /opt/modelops/bin/python -m pip uninstall --quiet --yes pip setuptools \
+ && find /opt/modelops/lib -depth -type d -name tests -exec rm -rf {} +
 
 # --- runtime: what both images share --------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
@@ -35,7 +44,8 @@ ENV PATH=/opt/modelops/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     TMPDIR=/tmp
-COPY --from=build /opt/modelops /opt/modelops
+COPY --from=deps-runtime /opt/modelops /opt/modelops
+COPY --from=package /opt/package-root/ /
 WORKDIR /tmp
 USER 65532:65532
 LABEL org.opencontainers.image.title="modelops" \

@@ -65,10 +65,23 @@ def _is_missing_object(exc: ApiException) -> bool:
         return False
 
 
+def _unreachable(exc: Exception) -> str:
+    """Where and why a connection failed, without urllib3's nested reprs."""
+    pool = getattr(exc, "pool", None)
+    where = f" at {pool.host}:{pool.port}" if pool is not None else ""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    if "refused" in text.lower():
+        text = "connection refused"
+    elif isinstance(reason, urllib3.exceptions.TimeoutError):
+        text = "timed out"
+    return f"cannot reach the Kubernetes API server{where}: {text}"
+
+
 def explain(exc: Exception, *, namespace: str | None, name: str | None = None) -> CliError:
     """Turn a client failure into a one-line, actionable CliError."""
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
-        return CliError(f"cannot reach the Kubernetes API server: {exc}")
+        return CliError(_unreachable(exc))
     if not isinstance(exc, ApiException):
         return CliError(f"unexpected failure talking to the API server: {exc!r}")
     if exc.status == 404 and name and _is_missing_object(exc):

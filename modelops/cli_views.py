@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 NONE = "-"
-MODEL_COLUMNS = ("NAMESPACE", "NAME", "READY", "SERVING", "DESIRED", "ERROR-RATE", "DECISION", "AGE")
+MODEL_COLUMNS = (
+    "NAMESPACE", "NAME", "READY", "SERVING", "DESIRED", "ERROR-RATE", "DECISION", "AGE",
+)
 HISTORY_COLUMNS = ("VERSION", "SHA256", "STARTED", "ENDED", "OUTCOME", "REASON")
 OUTCOME_FAILED = "Failed"  # a version that never served (artifact or load failure)
 
@@ -148,9 +150,9 @@ def model_row(model: Mapping, now: datetime) -> list[str]:
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns, three spaces apart, like kubectl get."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = [
-        "   ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        "   ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in (headers, *rows)
     ]
     return "\n".join(lines)

@@ -103,3 +103,9 @@ ENV_USE_EXISTING_CLUSTER: Final = "MODELOPS_USE_EXISTING_CLUSTER"  # "1": tests 
 ENV_ALLOW_DESTRUCTIVE: Final = "MODELOPS_ALLOW_DESTRUCTIVE"  # "1": allow any kube context
 DEV_CONTEXT: Final = "modelops-dev"  # kubeconfig context the harness writes
 DEV_CLUSTER_DIRNAME: Final = "devcluster"  # default work dir: $MODELOPS_CACHE/devcluster
+
+# --- Added by the serving side (append only) ----------------------------------------------------
+ENV_GRACEFUL_TIMEOUT: Final = "MODELOPS_GRACEFUL_TIMEOUT_SECONDS"  # SIGTERM: in-flight requests finish
+
+# --- Added by the image side (append only) ------------------------------------------------------
+IMAGE_UID: Final = 65532  # the images' non-root user and group id (Dockerfile `USER`)

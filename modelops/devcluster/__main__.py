@@ -2,9 +2,11 @@
 
 `up` builds the binaries if they are missing (or uses $MODELOPS_K8S_BIN), starts the control
 plane detached so it outlives this command, prints progress to stderr and
-`KUBECONFIG=<path>` as its last stdout line; it is a no-op when the cluster in DIR is already
-healthy. `down` stops the processes recorded in DIR/state.json; `status` shows them. DIR
-defaults to $MODELOPS_CACHE/devcluster (~/.cache/modelops/devcluster), outside the work tree.
+`KUBECONFIG=<path>` as its last stdout line. It is a no-op when the cluster in DIR is already
+healthy; otherwise it stops whatever survives of the recorded one and starts afresh (new
+certificates, empty etcd). `down` stops the processes recorded in DIR/state.json; `status` shows
+them with their memory. DIR defaults to $MODELOPS_CACHE/devcluster
+(~/.cache/modelops/devcluster), outside the work tree.
 """
 
 from __future__ import annotations

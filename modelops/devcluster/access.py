@@ -25,7 +25,7 @@ class KubectlError(subprocess.CalledProcessError):
     """kubectl failed; unlike CalledProcessError, str() includes what kubectl printed."""
 
     def __str__(self) -> str:
-        command = " ".join(self.cmd[3:])  # drop the binary and --kubeconfig=...
+        command = " ".join(self.cmd[2:])  # drop the binary and --kubeconfig=...
         output = (self.stderr or self.stdout or "").strip()
         return f"kubectl {command} exited with code {self.returncode}: {output}"
 

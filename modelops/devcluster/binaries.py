@@ -9,6 +9,7 @@ the build output, so callers can report it instead of skipping.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,14 @@ def resolve_bin_dir(
     bin_dir = build(names, build_script, progress)
     _require(bin_dir, names, f"the output of {build_script}")
     return bin_dir
+
+
+def pinned_k8s_version(build_script: Path = BUILD_SCRIPT) -> str:
+    """The Kubernetes version the build script pins (its K8S_VERSION= line)."""
+    match = re.search(r"^K8S_VERSION=(v\d+\.\d+\.\d+)$", build_script.read_text(), re.MULTILINE)
+    if match is None:
+        raise BinariesError(f"{build_script}: no K8S_VERSION=vX.Y.Z line")
+    return match.group(1)
 
 
 def missing_binaries(bin_dir: Path, names: Iterable[str]) -> list[str]:

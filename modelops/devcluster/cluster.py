@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from modelops.devcluster import components as comp
@@ -102,7 +102,7 @@ class ControlPlane:
         if any(is_running(p) for p in self._running.values()):
             raise ControlPlaneError(f"a control plane is already running in {self.layout.work_dir}")
         self._prepare_work_dir()
-        self.ports = comp.Ports(*free_loopback_ports(5))
+        self.ports = comp.Ports(*free_loopback_ports(len(fields(comp.Ports))))
         self._write_credentials(make_cluster_pki(_now(), comp.SERVICE_IP))
         try:
             for component in self._plan(self.ports):
@@ -239,4 +239,4 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

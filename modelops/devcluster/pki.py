@@ -76,7 +76,9 @@ def make_cluster_pki(now: dt.datetime, service_ip: str) -> ClusterPki:
     )
 
 
-def make_ca(common_name: str, now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY) -> KeyPair:
+def make_ca(
+    common_name: str, now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY
+) -> KeyPair:
     """A self-signed CA that may sign leaf certificates only (path length 0)."""
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -1,23 +1,20 @@
 """Rollback analysis: the policy, the error-rate window and the decision rules. Pure, no I/O.
 
-The operator scrapes (or queries) request counters, keeps a short history of `Snapshot`s per
-model, turns them into a `WindowStats` with `window_stats` and asks `decide` what to do. Two
-rules keep a healthy version safe from a false rollback: a window with fewer than `min_requests`
-requests cannot breach, and anything we cannot measure (no data, NaN, a failed scrape or query)
-is `Inconclusive`. An Inconclusive evaluation neither advances nor resets the breach count: it
-is not evidence of a breach, so it must never lead to a rollback, and it is not evidence of
-health either, so a flaky scrape in the middle of a real outage must not wipe the breaches
-already counted (otherwise a failing version whose metrics flap would never be rolled back).
-The bake window (when auto-rollback applies) and dry run (whether to act) are the caller's job;
-`Decision.rollback` only says that the policy's breach rule has been met.
+The operator keeps a short history of `Snapshot`s of request counters per model, turns it into
+a `WindowStats` with `window_stats` and asks `decide` what to do. A window with fewer than
+`min_requests` requests cannot breach, and anything we cannot measure (no data, NaN, a failed
+scrape or query) is Inconclusive. Inconclusive neither advances nor resets the breach count: it
+is no evidence of a breach, so it never leads to a rollback, and no evidence of health either,
+so a flaky scrape during a real outage does not wipe the breaches already counted. The bake
+window and dry run are the caller's job: `Decision.rollback` only says the breach rule is met.
 """
-
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 PASSED = "Passed"
@@ -189,7 +186,7 @@ class WindowStats:
 def _increase(values: Sequence[PodCounters]) -> tuple[float, float]:
     """Sum the rises of a cumulative series; a drop in either counter is a restart from zero."""
     requests = errors = 0.0
-    for before, after in zip(values, values[1:]):
+    for before, after in pairwise(values):
         if after.requests < before.requests or after.errors < before.errors:
             requests += after.requests
             errors += after.errors
@@ -213,16 +210,14 @@ def _series(pod: str, inside: Sequence[Snapshot], before: Sequence[Snapshot]) ->
     if earlier:
         return [earlier[-1].pods[pod], *samples]
     first_read = next(snap.time for snap in inside if pod in snap.pods)
-    known = any(
-        pod in snap.unscraped for snap in (*before, *inside) if snap.time < first_read
-    )
+    known = any(pod in snap.unscraped for snap in (*before, *inside) if snap.time < first_read)
     return samples if known else [PodCounters(0.0, 0.0), *samples]
 
 
 def window_stats(
     snapshots: Sequence[Snapshot], *, window_seconds: float, now: float
 ) -> WindowStats | None:
-    """Requests and errors over (now - window_seconds, now], summed over pods.
+    """Requests and errors over [now - window_seconds, now], summed over pods.
 
     Like Prometheus increase(): per pod, the rises between consecutive samples, a counter that
     went down (a restarted pod) counting its new value from zero. Returns None when fewer than
@@ -275,8 +270,8 @@ def _unjudgeable(
     if math.isnan(stats.requests) or math.isnan(stats.errors):
         return REASON_METRICS_UNAVAILABLE, f"counters are not numbers: {_traffic(policy, stats)}"
     if stats.requests < policy.min_requests:
-        needed = f"{policy.min_requests} needed"
-        return REASON_TOO_FEW_REQUESTS, f"too few requests to judge: {_traffic(policy, stats)}, {needed}"
+        traffic = f"{_traffic(policy, stats)}, {policy.min_requests} needed"
+        return REASON_TOO_FEW_REQUESTS, f"too few requests to judge: {traffic}"
     return None
 
 

@@ -8,6 +8,7 @@ the resourceVersion the plan was computed from, so a plan made from a stale view
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Mapping
 
@@ -73,22 +74,29 @@ def owned_part(obj: Mapping[str, Any]) -> dict:
 def ensure(obj: dict, namespace: str, live: Mapping[str, Any] | None) -> str | None:
     """Create `obj`, or patch it when `live` (the cached object, or None) differs.
 
-    Returns "created", "updated" or None when nothing was written.
+    Returns "created", "updated" or None when nothing was written. The cache may lag behind
+    the API: a create that finds the object patches it, a patch that finds none creates it.
     """
     api, kind = _api(obj["kind"])
     name = obj["metadata"]["name"]
     if live is not None and not differs(owned_part(obj), live):
         return None
-    if live is None:
-        try:
-            getattr(api, f"create_namespaced_{kind}")(namespace, obj)
+    create = getattr(api, f"create_namespaced_{kind}")
+    patch = getattr(api, f"patch_namespaced_{kind}")
+    try:
+        if live is None:
+            create(namespace, obj)
             return "created"
-        except ApiException as error:
-            if error.status != 409:
-                raise
-    getattr(api, f"patch_namespaced_{kind}")(name, namespace, owned_part(obj),
-                                             _content_type=MERGE_PATCH)
-    return "updated"
+        patch(name, namespace, owned_part(obj), _content_type=MERGE_PATCH)
+        return "updated"
+    except ApiException as error:
+        if error.status == 409 and live is None:
+            patch(name, namespace, owned_part(obj), _content_type=MERGE_PATCH)
+            return "updated"
+        if error.status == 404 and live is not None:
+            create(namespace, obj)
+            return "created"
+        raise
 
 
 def delete(kind: str, name: str, namespace: str) -> bool:
@@ -125,3 +133,11 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
     patch = {k: v for k, v in new.items() if old.get(k) != v}
     patch.update({k: None for k in old if k not in new})
     return patch
+
+
+def error_message(error: ApiException) -> str:
+    """The API server's own message from an ApiException (its Status body), else its reason."""
+    try:
+        return json.loads(error.body).get("message") or error.reason
+    except (TypeError, ValueError):
+        return str(error.reason)

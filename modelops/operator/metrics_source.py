@@ -16,6 +16,7 @@ version serving; the pods of one version sit behind one Service, so the rest are
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,9 +50,9 @@ def _get_text(session: requests.Session, url: str, timeout: float) -> str:
         with session.get(url, timeout=timeout, stream=True) as response:
             if response.status_code != 200:
                 raise MetricsUnavailable(f"HTTP {response.status_code} from {url}")
-            body = b""
+            body = bytearray()
             for chunk in response.iter_content(64 * 1024):
-                body += chunk
+                body.extend(chunk)
                 if len(body) > MAX_METRICS_BYTES:
                     raise MetricsUnavailable(f"{url} sent more than {MAX_METRICS_BYTES} bytes")
     except requests.RequestException as exc:
@@ -62,7 +63,8 @@ def _get_text(session: requests.Session, url: str, timeout: float) -> str:
 def parse_samples(text: str, url: str = "/metrics") -> list:
     """All samples of a Prometheus text page; MetricsUnavailable if it does not parse."""
     try:
-        return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        families = text_string_to_metric_families(text)
+        return [sample for family in families for sample in family.samples]
     except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
         raise MetricsUnavailable(f"parse error in {url}: {exc}") from exc
 
@@ -87,7 +89,8 @@ def quality_values(samples: Iterable, *, model: str, version: str) -> dict[str, 
     """Every non-NaN quality gauge value of one version, by metric name (accuracy, rmse)."""
     found: dict[str, list[float]] = {}
     for sample in samples:
-        if _matches(sample, contract.METRIC_QUALITY, model, version) and not math.isnan(sample.value):
+        wanted = _matches(sample, contract.METRIC_QUALITY, model, version)
+        if wanted and not math.isnan(sample.value):
             found.setdefault(sample.labels.get("metric", ""), []).append(sample.value)
     return found
 
@@ -114,7 +117,7 @@ class ScrapeSource:
 
         workers = min(MAX_PARALLEL_SCRAPES, len(pod_urls))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = dict(zip(pod_urls, pool.map(scrape_one, pod_urls.values())))
+            results = dict(zip(pod_urls, pool.map(scrape_one, pod_urls.values()), strict=True))
         scraped = {pod: got for pod, got in results.items() if isinstance(got, list)}
         failed = {pod: got for pod, got in results.items() if isinstance(got, str)}
         if not scraped:
@@ -198,7 +201,7 @@ class PrometheusSource:
         namespace_label: str | None = "namespace",
     ):
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"Prometheus URL must start with http:// or https://, got {base_url!r}")
+            raise ValueError(f"Prometheus URL must start with http(s)://, got {base_url!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.base_url = base_url.rstrip("/")
@@ -206,11 +209,12 @@ class PrometheusSource:
         self.session = session or requests.Session()
         self.namespace_label = namespace_label
 
-    def query(self, promql: str) -> float:
-        """Run one instant query and return the sum of its result (0 when empty)."""
+    def query(self, promql: str, *, at: float | None = None) -> float:
+        """Run one instant query (at unix time `at`, default Prometheus's now); sum the result."""
         url = f"{self.base_url}/api/v1/query"
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         try:
-            response = self.session.get(url, params={"query": promql}, timeout=self.timeout)
+            response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise MetricsUnavailable(f"Prometheus {_describe(exc, self.timeout)} ({url})") from exc
         try:
@@ -236,14 +240,25 @@ class PrometheusSource:
         return f"{contract.METRIC_REQUESTS}{{{','.join(matchers)}}}"
 
     def window_stats(
-        self, *, namespace: str, model: str, version: str, window_seconds: float
+        self,
+        *,
+        namespace: str,
+        model: str,
+        version: str,
+        window_seconds: float,
+        now: float | None = None,
     ) -> WindowStats:
-        """Requests and 5xx errors of model+version over the last window_seconds."""
+        """Requests and 5xx errors of model+version over the window ending at `now`.
+
+        Both queries are evaluated at the same instant: increase() extrapolates to the end of
+        the window, so two queries a few milliseconds apart would not share one denominator.
+        """
         window = promql_range(window_seconds)
+        at = time.time() if now is None else now
         totals = []
         for errors_only in (False, True):
             selector = self.selector(
                 namespace=namespace, model=model, version=version, errors_only=errors_only
             )
-            totals.append(self.query(f"sum(increase({selector}[{window}]))"))
+            totals.append(self.query(f"sum(increase({selector}[{window}]))", at=at))
         return WindowStats(requests=totals[0], errors=totals[1])

@@ -55,7 +55,7 @@ class Monitor:
         decision = self._decide(policy, history, urls, namespace, name, version, now, breaches)
         return decision, {
             "revision": serving, "version": version, "lastEvaluated": iso(now),
-            "errorRate": decision.error_rate, "requests": decision.requests,
+            "errorRate": decision.error_rate, "requests": round(decision.requests),
             "consecutiveBreaches": decision.consecutive_breaches, "result": decision.result,
             "reason": decision.reason, "message": decision.message,
         }

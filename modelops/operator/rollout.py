@@ -295,7 +295,7 @@ class _Machine:
             "fromVersion": from_version, "toVersion": to_version, "fromRevision": serving,
             "toRevision": good, "time": iso(self.now), "reason": decision.reason,
             "errorRate": decision.error_rate, "threshold": policy.error_rate_threshold,
-            "window": f"{int(policy.window_seconds)}s", "requests": decision.requests,
+            "window": f"{int(policy.window_seconds)}s", "requests": round(decision.requests),
             "message": decision.message, "generation": self.inp.generation,
             "retryToken": self.inp.annotations.get(contract.ANNOTATION_RETRY, ""),
         }

@@ -103,7 +103,7 @@ def parse_model(spec: Mapping[str, Any]) -> ModelSpec:
     try:
         rollback = RollbackPolicy.from_spec(spec.get("rollback") or {})
     except ValueError as error:
-        raise SpecError(f"spec.rollback: {error}") from None
+        raise SpecError(str(error)) from None
     return ModelSpec(
         version=version,
         artifact=artifact,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced; its variables are used by the callers
 # Shared helpers for the image scripts in tools/image (sourced, never run).
 #
 # Logging with elapsed time, the cache directory outside the work tree, and ensure_docker, which

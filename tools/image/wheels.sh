@@ -54,17 +54,19 @@ download() {
   mv "$tmp" "$WHEELS"
 }
 
+wheel_count() { find "$WHEELS" -maxdepth 1 -name '*.whl' | wc -l; }
+
 main() {
   [ -x "$VENV/bin/python" ] || die "no venv at $VENV (host pip is needed to fetch wheels)"
   local stamp
   stamp=$(inputs_stamp)
   if [ -f "$WHEELS/.stamp" ] && [ "$(cat "$WHEELS/.stamp")" = "$stamp" ]; then
-    log "wheels up to date ($(ls "$WHEELS"/*.whl | wc -l) in $WHEELS)"
+    log "wheels up to date ($(wheel_count) in $WHEELS)"
     return 0
   fi
   timed wheels-download download
   echo "$stamp" >"$WHEELS/.stamp"
-  log "wheels: $(ls "$WHEELS"/*.whl | wc -l) files, $(du -sh "$WHEELS" | cut -f1) in $WHEELS"
+  log "wheels: $(wheel_count) files, $(du -sh "$WHEELS" | cut -f1) in $WHEELS"
 }
 
 main "$@"

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any, Mapping
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube, metrics
@@ -92,7 +93,11 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
             return
         _post(body, plan, decision)
         if not spec.suspend:
-            _apply_children(body, plan, deployments, indexes, logger)
+            try:
+                _apply_children(body, plan, deployments, indexes, logger)
+            except ApiException as error:  # retried on the next event or tick
+                logger.warning(f"Children not reconciled yet: {error.status} {error.reason}: "
+                               f"{kube.error_message(error)}")
 
 
 def _write_status(body: Mapping[str, Any], old: dict, new: dict) -> bool:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any, Mapping
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube
@@ -71,7 +72,11 @@ def reconcile_pipeline(body: kopf.Body, logger: logging.Logger, type: str | None
                                meta["generation"])
         if not _write(body, status, new) or spec.suspend:
             return
-        _apply_router(body, spec, router, indexes, logger)
+        try:
+            _apply_router(body, spec, router, indexes, logger)
+        except ApiException as error:  # retried on the next event or tick
+            logger.warning(f"Router not reconciled yet: {error.status} {error.reason}: "
+                           f"{kube.error_message(error)}")
         before, after = get_condition(status.get("conditions") or [], READY), \
             get_condition(new["conditions"], READY)
         if (before or {}).get("status") != after["status"]:

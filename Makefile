@@ -1,0 +1,45 @@
+# modelops: `make help` lists the targets.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := $(PY) -m pytest
+DEVCLUSTER_DIR ?= $(HOME)/.cache/modelops/devcluster
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install Debian packages, the venv and the pinned Kubernetes binaries (idempotent)
+	bash tools/setup.sh
+
+image: setup ## Build the serving and operator images (offline-capable)
+	bash tools/image/build.sh
+
+test: setup image ## Run every test tier that this machine can run (the CI command)
+	$(PYTEST) tests -p no:cacheprovider
+
+test-unit: ## Unit tests only (no cluster, no Docker)
+	$(PYTEST) tests/unit
+
+test-cluster: setup ## Tests against the real control plane
+	$(PYTEST) tests/cluster
+
+cluster-up: setup ## Start the local control plane; prints KUBECONFIG=<path> last
+	$(PY) -m modelops.devcluster up --dir $(DEVCLUSTER_DIR)
+
+cluster-down: ## Stop the local control plane started by cluster-up
+	$(PY) -m modelops.devcluster down --dir $(DEVCLUSTER_DIR)
+
+run: setup image ## The main job: local cluster, operator, the example models and pipeline
+	bash tools/run.sh
+
+bench-serving: setup ## Serving throughput vs MLServer (wrk), prints ratios
+	$(PY) bench/serving.py
+
+bench-scale: setup ## Operator convergence with 100/300/1000 Models
+	$(PY) bench/scale.py
+
+bench-rollback: setup ## Time from first failing request to rollback
+	$(PY) bench/rollback.py
+
+.PHONY: help setup image test test-unit test-cluster cluster-up cluster-down run bench-serving bench-scale bench-rollback

@@ -1,0 +1,119 @@
+"""Build the Flask app for a mode: wire settings, metrics, backend, feedback and routes.
+
+build_app is what each gunicorn worker calls (model or pipeline mode); tests call
+build_model_app / build_pipeline_app with a fresh CollectorRegistry and their own loader.
+Every error, including Flask's own 404/405, is answered as `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from flask import Flask, Response, request
+from prometheus_client import CollectorRegistry
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from modelops.serving.artifact import artifact_format, read_verified, resolve_local_path
+from modelops.serving.dataplane import ModelBackend
+from modelops.serving.failures import StartupFailure
+from modelops.serving.feedback import FILENAME, FeedbackStore, QualityCollector, quality_metric
+from modelops.serving.metrics import ServingMetrics, StepMetrics
+from modelops.serving.model import LoadedModel, load_model
+from modelops.serving.openapi import OpenApiDocument
+from modelops.serving.router import PipelineBackend
+from modelops.serving.routes import Routes
+from modelops.serving.settings import ServingSettings
+from modelops.serving.shared_dir import WorkerReadiness
+
+BACKEND_KEY = "modelops.backend"
+
+
+def create_app(backend, metrics: ServingMetrics, *, max_body_bytes: int,
+               feedback: FeedbackStore | None = None) -> Flask:
+    """The Flask app serving `backend` (a ModelBackend or PipelineBackend)."""
+    app = Flask("modelops.serving")
+    Routes(backend, metrics, max_body_bytes=max_body_bytes, feedback=feedback,
+           openapi=OpenApiDocument.load()).register(app)
+    app.register_error_handler(HTTPException, _http_error)
+    app.extensions[BACKEND_KEY] = backend
+    return app
+
+
+def _http_error(error: HTTPException) -> Response:
+    if isinstance(error, MethodNotAllowed):
+        message = f"{request.method} is not allowed on {request.path}; use {', '.join(error.valid_methods or [])}"
+    elif error.code == 404:
+        message = f"no route {request.path}"
+    else:
+        message = f"{error.name}: {error.description}"
+    response = error.get_response()
+    response.set_data(json.dumps({"error": message}))
+    response.content_type = "application/json"
+    return response
+
+
+def load_from_settings(settings: ServingSettings) -> LoadedModel:
+    """Read and verify the artifact bytes, then deserialise exactly those bytes."""
+    path = resolve_local_path(settings.artifact_uri, artifact_dir=settings.artifact_dir)
+    fmt = artifact_format(path, settings.artifact_format)
+    data, sha256 = read_verified(path, settings.artifact_sha256)
+    return load_model(data, fmt=fmt, method=settings.method, sha256=sha256,
+                      trusted_types=settings.skops_trusted_types,
+                      version_policy=settings.sklearn_version_policy)
+
+
+def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | None = None,
+                    load: Callable[[], LoadedModel] | None = None,
+                    on_failure: Callable[[StartupFailure], None] | None = None,
+                    feedback_path: Path | None = None) -> Flask:
+    """Model mode. With `on_failure` the model loads in the background (gunicorn workers);
+    without, it loads before this returns and a StartupFailure propagates. Feedback is kept in
+    `feedback_path` (default: the shared metrics directory; none there = feedback off)."""
+    metrics = ServingMetrics(model=settings.model_name, version=settings.model_version,
+                             registry=registry, multiprocess_dir=settings.metrics_dir)
+    readiness = (WorkerReadiness(settings.metrics_dir, settings.workers)
+                 if settings.metrics_dir is not None else None)
+    backend = ModelBackend(settings, metrics, load=load or partial(load_from_settings, settings),
+                           readiness=readiness)
+    if feedback_path is None and settings.metrics_dir is not None:
+        feedback_path = settings.metrics_dir / FILENAME
+    feedback = _feedback_store(settings, metrics, backend, feedback_path)
+    if on_failure is None:
+        backend.load()
+    else:
+        backend.load_in_background(on_failure)
+    return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback)
+
+
+def _feedback_store(settings: ServingSettings, metrics: ServingMetrics, backend: ModelBackend,
+                    path: Path | None) -> FeedbackStore | None:
+    if settings.feedback_window == 0 or path is None:
+        return None
+    store = FeedbackStore(path, window=settings.feedback_window)
+
+    def metric() -> str | None:
+        model = backend.model
+        return quality_metric(model.signature.kind) if model is not None else None
+
+    metrics.add_collector(QualityCollector(store, model=settings.model_name,
+                                           version=settings.model_version, metric=metric))
+    return store
+
+
+def build_pipeline_app(settings: ServingSettings, *, registry: CollectorRegistry | None = None) -> Flask:
+    """Pipeline mode: the router for a ModelPipeline, served under the pipeline's name."""
+    metrics = ServingMetrics(model=settings.pipeline_name, version=settings.model_version,
+                             registry=registry, multiprocess_dir=settings.metrics_dir)
+    backend = PipelineBackend(settings, StepMetrics(pipeline=settings.pipeline_name,
+                                                    registry=metrics.registry))
+    return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes)
+
+
+def build_app(settings: ServingSettings, *, on_failure: Callable[[StartupFailure], None]) -> Flask:
+    """What a gunicorn worker serves, for either mode."""
+    if settings.mode == "pipeline":
+        return build_pipeline_app(settings)
+    return build_model_app(settings, on_failure=on_failure)

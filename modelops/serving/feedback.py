@@ -1,0 +1,134 @@
+"""Model quality from feedback: remember recent predictions, score ground truth against them.
+
+Each successful prediction is remembered by its request id in an sqlite file in the pod's shared
+directory, so feedback can arrive at any gunicorn worker. Only the last `window` predictions and
+the last `window` feedback entries are kept (a sliding window). Accuracy (classifiers) or RMSE
+(regressors) over the feedback window is computed when /metrics is scraped and exported as
+contract.METRIC_QUALITY{model, version, metric}. score() is pure; FeedbackStore does file I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily
+
+from modelops import contract as c
+from modelops.serving.errors import InvalidInput, NotFound
+
+FILENAME = "feedback.sqlite3"
+_TRIM_EVERY = 64
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS predictions (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT UNIQUE NOT NULL, labels TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS feedback (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT UNIQUE NOT NULL, n REAL NOT NULL, correct REAL NOT NULL, sqerr REAL NOT NULL)",
+)
+
+
+def quality_metric(kind: str) -> str:
+    """RMSE for regressors, accuracy for everything else (classifiers, clusterers)."""
+    return "rmse" if kind == "regressor" else "accuracy"
+
+
+def score(predicted: list, truth: object, metric: str) -> tuple[float, float, float]:
+    """(values, correct, squared error) of `truth` against one request's predictions."""
+    if not isinstance(truth, list):
+        raise InvalidInput("'truth' must be a list with one value per predicted row")
+    if len(truth) != len(predicted):
+        raise InvalidInput(f"'truth' has {len(truth)} values but that prediction had {len(predicted)} rows")
+    if metric == "accuracy":
+        return float(len(truth)), float(sum(p == t for p, t in zip(predicted, truth))), 0.0
+    pairs = [(p, t) for row_p, row_t in zip(predicted, truth) for p, t in _values(row_p, row_t)]
+    if any(type(t) not in (int, float) or not math.isfinite(t) for _, t in pairs):
+        raise InvalidInput("'truth' values must be finite numbers for a regressor")
+    return float(len(pairs)), 0.0, float(sum((p - t) ** 2 for p, t in pairs))
+
+
+def _values(predicted: object, truth: object) -> list[tuple]:
+    if isinstance(predicted, list):
+        if not isinstance(truth, list) or len(truth) != len(predicted):
+            raise InvalidInput("each 'truth' row must have as many values as the predicted row")
+        return list(zip(predicted, truth))
+    return [(predicted, truth)]
+
+
+class FeedbackStore:
+    """The shared sliding window of predictions and feedback for one model version."""
+
+    def __init__(self, path: Path, *, window: int) -> None:
+        self.path = path
+        self.window = window
+        self._local = threading.local()
+        for statement in _SCHEMA:
+            self._connection().execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=OFF")
+            self._local.connection = connection
+        return connection
+
+    def remember(self, request_id: str, labels: list) -> None:
+        """Keep one request's predicted labels (or values) under its id."""
+        db = self._connection()
+        cursor = db.execute("INSERT OR REPLACE INTO predictions (id, labels) VALUES (?, ?)",
+                            (request_id, json.dumps(labels, default=str)))
+        self._trim(db, "predictions", cursor.lastrowid)
+
+    def record(self, request_id: str, truth: object, metric: str) -> dict:
+        """Score `truth` (accuracy or rmse) against the remembered prediction; NotFound if unknown."""
+        db = self._connection()
+        row = db.execute("SELECT labels FROM predictions WHERE id = ?", (request_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no recent prediction with id {request_id!r} "
+                           f"(the last {self.window} are kept)")
+        n, correct, sqerr = score(json.loads(row[0]), truth, metric)
+        cursor = db.execute("INSERT OR REPLACE INTO feedback (id, n, correct, sqerr) VALUES (?, ?, ?, ?)",
+                            (request_id, n, correct, sqerr))
+        self._trim(db, "feedback", cursor.lastrowid)
+        return {"id": request_id, "metric": metric, "value": _value(metric, n, correct, sqerr),
+                "rows": int(n)}
+
+    def _trim(self, db: sqlite3.Connection, table: str, last_seq: int | None) -> None:
+        if last_seq is not None and last_seq % _TRIM_EVERY == 0:
+            db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last_seq - self.window,))
+
+    def quality(self, metric: str) -> float | None:
+        """Accuracy or RMSE over the last `window` feedback entries; None without feedback."""
+        n, correct, sqerr = self._connection().execute(
+            "SELECT SUM(n), SUM(correct), SUM(sqerr) FROM "
+            "(SELECT n, correct, sqerr FROM feedback ORDER BY seq DESC LIMIT ?)", (self.window,)
+        ).fetchone()
+        return _value(metric, n, correct, sqerr) if n else None
+
+
+def _value(metric: str, n: float, correct: float, sqerr: float) -> float:
+    return correct / n if metric == "accuracy" else math.sqrt(sqerr / n)
+
+
+class QualityCollector:
+    """Exports the store's quality as METRIC_QUALITY when /metrics is scraped."""
+
+    def __init__(self, store: FeedbackStore, *, model: str, version: str,
+                 metric: Callable[[], str | None]) -> None:
+        self._store = store
+        self._model, self._version = model, version
+        self._metric = metric
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(c.METRIC_QUALITY, "Model quality over the feedback window",
+                                   labels=["model", "version", "metric"])
+        metric = self._metric()
+        value = self._store.quality(metric) if metric else None
+        if value is not None:
+            family.add_metric([self._model, self._version, metric], value)
+        yield family

@@ -1,0 +1,244 @@
+"""HTTP routes: KServe v1, Open Inference Protocol v2, health, feedback, metrics, OpenAPI.
+
+Thin: each handler checks the model name, reads the body within the limit, lets v1/v2 parse it,
+asks the backend (model or pipeline) and formats the answer. Inference routes are timed and
+counted by protocol and status code; every error is `{"error": "..."}` with its status. There is
+no route that loads or changes a model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from functools import cache
+from importlib import metadata as package_metadata
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from modelops import contract as c
+from modelops.serving import v1, v2
+from modelops.serving.body import json_object, read_body
+from modelops.serving.dataplane import InferResult
+from modelops.serving.errors import InvalidInput, NotFound, ServingError
+from modelops.serving.feedback import FeedbackStore, quality_metric
+from modelops.serving.metrics import ServingMetrics
+from modelops.serving.openapi import OpenApiDocument
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+BINARY_HEADER = "Inference-Header-Content-Length"
+MAX_REQUEST_ID = 256
+
+
+def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, default=_json_default), status=status, headers=headers,
+                    mimetype="application/json")
+
+
+def error_response(error: ServingError) -> Response:
+    return json_response({"error": error.message}, error.status)
+
+
+def _json_default(value: object) -> object:
+    item = getattr(value, "item", None)  # numpy scalars inside object arrays
+    return item() if callable(item) else str(value)
+
+
+class Routes:
+    """The route handlers, bound to one backend (ModelBackend or PipelineBackend)."""
+
+    def __init__(self, backend, metrics: ServingMetrics, *, max_body_bytes: int,
+                 feedback: FeedbackStore | None = None, openapi: OpenApiDocument) -> None:
+        self.backend = backend
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.feedback = feedback
+        self.openapi = openapi
+
+    def register(self, app: Flask) -> None:
+        rules = [
+            ("/v1/models", self.v1_models, "GET"),
+            ("/v1/models/<name>", self.v1_model, "GET"),
+            ("/v1/models/<name>:predict", self.v1_predict, "POST"),
+            ("/v1/models/<name>:feedback", self.feedback_post, "POST"),
+            ("/v2", self.server_metadata, "GET"),
+            (c.PATH_LIVE, self.live, "GET"),
+            (c.PATH_READY, self.ready, "GET"),
+            (c.PATH_METRICS, self.metrics_text, "GET"),
+            ("/openapi.json", self.openapi_json, "GET"),
+            ("/openapi.yaml", self.openapi_yaml, "GET"),
+        ]
+        for prefix in ("/v2/models/<name>", "/v2/models/<name>/versions/<version>"):
+            rules += [
+                (prefix, self.model_metadata, "GET"),
+                (f"{prefix}/ready", self.model_ready, "GET"),
+                (f"{prefix}/infer", self.v2_infer, "POST"),
+                (f"{prefix}/feedback", self.feedback_post, "POST"),
+            ]
+        for rule, view, method in rules:
+            app.add_url_rule(rule, endpoint=f"{view.__name__}:{rule}", view_func=view, methods=[method])
+
+    # --- health and metadata -----------------------------------------------------------------
+    def live(self) -> Response:
+        return json_response({"live": True})
+
+    def ready(self) -> Response:
+        if self.backend.is_ready():
+            return json_response({"ready": True})
+        return json_response({"ready": False, "error": self.backend.not_ready_reason()}, 503)
+
+    def server_metadata(self) -> Response:
+        return json_response({"name": "modelops", "version": _package_version(), "extensions": []})
+
+    def v1_models(self) -> Response:
+        return json_response({"models": [self.backend.name]})
+
+    def v1_model(self, name: str) -> Response:
+        return self._guarded(lambda: self._model_status(name, None))
+
+    def model_ready(self, name: str, version: str | None = None) -> Response:
+        return self._guarded(lambda: self._model_status(name, version))
+
+    def model_metadata(self, name: str, version: str | None = None) -> Response:
+        def answer() -> Response:
+            self._check_name(name, version)
+            return json_response(self.backend.metadata())  # NotReady until this worker loaded
+
+        return self._guarded(answer)
+
+    def _model_status(self, name: str, version: str | None) -> Response:
+        self._check_name(name, version)
+        if self.backend.is_ready():
+            return json_response({"name": name, "ready": True})
+        return json_response({"name": name, "ready": False,
+                              "error": self.backend.not_ready_reason()}, 503)
+
+    # --- inference -----------------------------------------------------------------------------
+    def v1_predict(self, name: str) -> Response:
+        return self._instrumented("v1", lambda: self._v1_predict(name))
+
+    def _v1_predict(self, name: str) -> Response:
+        self._check_name(name, None)
+        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
+        signature = self._ready_signature()
+        features = v1.parse_predict_request(self._body(), signature)
+        result = self.backend.infer(features, return_steps=request.args.get("steps") == "true")
+        self._remember(request_id, result)
+        steps = {step: tensors[0][1] for step, tensors in (result.steps or {}).items()}
+        payload = v1.predict_response(result.outputs[0][1], steps if result.steps else None)
+        return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
+
+    def v2_infer(self, name: str, version: str | None = None) -> Response:
+        return self._instrumented("v2", lambda: self._v2_infer(name, version))
+
+    def _v2_infer(self, name: str, version: str | None) -> Response:
+        self._check_name(name, version)
+        signature = self._ready_signature()
+        parsed = v2.parse_infer_request(self._body(), request.headers.get(BINARY_HEADER))
+        request_id = _request_id(parsed.id or request.headers.get(REQUEST_ID_HEADER))
+        return_steps = parsed.parameters.get("return_steps", False)
+        if not isinstance(return_steps, bool):
+            raise InvalidInput("parameters.return_steps must be true or false")
+        features = v2.features_from_inputs(parsed.inputs, signature)
+        result = self.backend.infer(features, parsed.outputs, return_steps)
+        self._remember(request_id, result)
+        outputs = [v2.output_tensor(n, a) for n, a in result.outputs]
+        for step, tensors in (result.steps or {}).items():
+            outputs += [v2.output_tensor(f"{step}.{n}", a) for n, a in tensors]
+        payload = v2.infer_response(model_name=self.backend.name, model_version=self.backend.version,
+                                    request_id=request_id, outputs=outputs)
+        return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
+
+    def _instrumented(self, protocol: str, handler: Callable[[], Response]) -> Response:
+        started = time.perf_counter()
+        self.metrics.inflight.inc()
+        try:
+            response = self._guarded(handler)
+        finally:
+            self.metrics.inflight.dec()
+        self.metrics.observe_request(protocol, response.status_code, time.perf_counter() - started)
+        return response
+
+    def _guarded(self, handler: Callable[[], Response]) -> Response:
+        try:
+            return handler()
+        except ServingError as error:
+            return error_response(error)
+        except Exception:  # a bug in the server: answer 500, keep the worker alive
+            log.exception("Unexpected error in %s %s", request.method, request.path)
+            return error_response(ServingError("internal server error"))
+
+    # --- feedback ------------------------------------------------------------------------------
+    def feedback_post(self, name: str, version: str | None = None) -> Response:
+        return self._guarded(lambda: self._feedback(name, version))
+
+    def _feedback(self, name: str, version: str | None) -> Response:
+        self._check_name(name, version)
+        if self.feedback is None:
+            raise NotFound("feedback is not enabled on this server")
+        body = json_object(self._body())
+        request_id = body.get("id")
+        if not isinstance(request_id, str) or not request_id:
+            raise InvalidInput("'id' must be the request id of an earlier prediction")
+        if "truth" not in body:
+            raise InvalidInput("missing 'truth': one true value per predicted row")
+        return json_response(self.feedback.record(request_id, body["truth"], self._quality_metric()))
+
+    def _quality_metric(self) -> str:
+        return quality_metric(self.backend.signature.kind)
+
+    def _remember(self, request_id: str, result: InferResult) -> None:
+        model = getattr(self.backend, "model", None)
+        if self.feedback is None or model is None:
+            return
+        name, array = result.outputs[0]
+        try:
+            self.feedback.remember(request_id, model.labels(array, name))
+        except Exception:  # feedback is best effort; the prediction itself succeeded
+            log.warning("Could not remember prediction %s for feedback", request_id, exc_info=True)
+
+    # --- metrics and documents ----------------------------------------------------------------
+    def metrics_text(self) -> Response:
+        return Response(self.metrics.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+    def openapi_json(self) -> Response:
+        return Response(self.openapi.json_text, mimetype="application/json")
+
+    def openapi_yaml(self) -> Response:
+        return Response(self.openapi.yaml_text, mimetype="application/yaml")
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _check_name(self, name: str, version: str | None) -> None:
+        if name != self.backend.name:
+            raise NotFound(f"model {name!r} is not served here; this server serves {self.backend.name!r}")
+        if version is not None and version != self.backend.version:
+            raise NotFound(f"model {name!r} has no version {version!r}; "
+                           f"it serves version {self.backend.version!r}")
+
+    def _ready_signature(self):
+        # Only this worker's model matters here (is_ready() also waits for the other workers).
+        return self.backend.signature
+
+    def _body(self) -> bytes:
+        return read_body(request.environ, self.max_body_bytes)
+
+
+def _request_id(given: str | None) -> str:
+    if given is None or given == "":
+        return uuid.uuid4().hex
+    if len(given) > MAX_REQUEST_ID:
+        raise InvalidInput(f"request id is longer than {MAX_REQUEST_ID} characters")
+    return given
+
+
+@cache
+def _package_version() -> str:
+    try:
+        return package_metadata.version("modelops")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,88 @@
+"""Run the app under gunicorn, configured from ServingSettings (no gunicorn CLI or config file).
+
+gthread workers (processes x threads from settings). `reuse_port` gives every worker its own
+SO_REUSEPORT listening socket, so the kernel spreads connections across workers instead of one
+busy worker accepting them all. Each worker builds its own app and loads the model itself;
+a worker that cannot load writes the termination message and exits with gunicorn's boot-error
+code, which stops the whole server. SIGTERM is graceful: workers stop accepting, finish
+in-flight requests (up to the graceful timeout), then exit. The master marks dead workers in the
+metrics directory. No control socket: nothing can change the server at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from modelops import contract as c
+from modelops.serving.failures import StartupFailure, write_termination_message
+from modelops.serving.settings import ServingSettings
+from modelops.serving.shared_dir import WorkerReadiness
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT_SECONDS = 120
+KEEPALIVE_SECONDS = 5
+
+
+def gunicorn_options(settings: ServingSettings) -> dict:
+    """The gunicorn settings for `settings` (pure)."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return {
+        "bind": [f"{host}:{settings.port}"],
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread",
+        "reuse_port": True,
+        "graceful_timeout": math.ceil(settings.graceful_timeout_seconds),  # gunicorn takes whole seconds
+        "timeout": HEARTBEAT_TIMEOUT_SECONDS,
+        "keepalive": KEEPALIVE_SECONDS,
+        "preload_app": False,
+        "control_socket_disable": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": f"modelops-serving-{settings.served_name}",
+        "child_exit": child_exit,
+    }
+
+
+class ServingApplication(BaseApplication):
+    """gunicorn application whose workers each build the app for `settings`."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self._settings).items():
+            if key in self.cfg.settings:  # older gunicorn: skip settings it does not have
+                self.cfg.set(key, value)
+
+    def load(self):
+        from modelops.serving.app import build_app  # in the worker, after the fork
+
+        return build_app(self._settings, on_failure=self._stop_worker)
+
+    def _stop_worker(self, failure: StartupFailure) -> None:
+        """Called in a worker whose model failed to load: report, then stop the server."""
+        log.error("%s", failure.line())
+        write_termination_message(self._settings.termination_log, failure)
+        sys.stderr.flush()
+        os._exit(Arbiter.WORKER_BOOT_ERROR)  # the master then halts and main() exits 1
+
+
+def child_exit(server: Arbiter, worker) -> None:
+    """gunicorn hook (master): forget a dead worker's live gauges and ready marker."""
+    from prometheus_client import multiprocess
+
+    directory = os.environ.get(c.ENV_METRICS_DIR)
+    if directory:
+        multiprocess.mark_process_dead(worker.pid, directory)
+        WorkerReadiness(Path(directory), 0).forget(worker.pid)

@@ -1,0 +1,178 @@
+"""Helpers for the cluster tier: run the real operator process, stand in for the kubelet.
+
+There is no kubelet in this tier, so `mark_pods_ready` does what a kubelet would report: it
+patches the pods the ReplicaSet controller created to Running/Ready with an IP (a loopback
+address where a real serving process listens when a test needs traffic). Everything else is
+the real thing: the API server, the controller-manager's Deployment/ReplicaSet/GC controllers
+and the operator as its own process (`python -m modelops.operator`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import kubernetes
+
+from modelops import contract
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2,
+             what: str = "condition") -> Any:
+    """Poll `check` until it returns a truthy value; fail with the last value after `timeout`."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+class OperatorProcess:
+    """`python -m modelops.operator` against the test cluster, stopped by its PID."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, **settings: str):
+        self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.metrics_port, self.health_port = free_port(), free_port()
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+                    "MODELOPS_OPERATOR_TICK_SECONDS": "1",
+                    "MODELOPS_OPERATOR_METRICS_PORT": str(self.metrics_port),
+                    "MODELOPS_OPERATOR_HEALTH_PORT": str(self.health_port),
+                    **{f"MODELOPS_OPERATOR_{k.upper()}": v for k, v in settings.items()}}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "OperatorProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "modelops.operator"], cwd=ROOT,
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self._healthy, timeout=60, what="the operator's /healthz")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.health_port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: the operator dies mid-whatever, as on a node failure."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Cluster:
+    """Thin typed access to the API for assertions."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient):
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.apps = kubernetes.client.AppsV1Api(api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    def model(self, namespace: str, name: str, plural: str = contract.MODEL_PLURAL) -> dict:
+        return self.custom.get_namespaced_custom_object(
+            contract.API_GROUP, contract.API_VERSION, namespace, plural, name)
+
+    def create(self, namespace: str, body: dict, plural: str = contract.MODEL_PLURAL) -> dict:
+        return self.custom.create_namespaced_custom_object(
+            contract.API_GROUP, contract.API_VERSION, namespace, plural, body)
+
+    def patch_spec(self, namespace: str, name: str, spec: dict,
+                   plural: str = contract.MODEL_PLURAL) -> dict:
+        return self.custom.patch_namespaced_custom_object(
+            contract.API_GROUP, contract.API_VERSION, namespace, plural, name, {"spec": spec},
+            _content_type="application/merge-patch+json")
+
+    def condition(self, namespace: str, name: str, type_: str = "Ready",
+                  plural: str = contract.MODEL_PLURAL) -> tuple[str, str] | None:
+        status = self.model(namespace, name, plural).get("status") or {}
+        for c in status.get("conditions") or []:
+            if c["type"] == type_:
+                return c["status"], c["reason"]
+        return None
+
+    def deployments(self, namespace: str, model: str) -> dict[str, Any]:
+        items = self.apps.list_namespaced_deployment(
+            namespace, label_selector=f"{contract.LABEL_MODEL}={model}").items
+        return {d.metadata.labels[contract.LABEL_REVISION]: d for d in items}
+
+    def service_revision(self, namespace: str, name: str) -> str | None:
+        try:
+            service = self.core.read_namespaced_service(name, namespace)
+        except kubernetes.client.ApiException:
+            return None
+        return service.spec.selector.get(contract.LABEL_REVISION)
+
+    def events(self, namespace: str, name: str) -> list[tuple[str, str]]:
+        items = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}").items
+        return [(e.type, e.reason) for e in items]
+
+    def mark_pods_ready(self, namespace: str, model: str, revision: str,
+                        ip: str = "127.0.0.1") -> int:
+        """Report the revision's pods Running and Ready at `ip`, as a kubelet would."""
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{contract.LABEL_MODEL}={model},"
+                                      f"{contract.LABEL_REVISION}={revision}").items
+        for pod in pods:
+            self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                "conditions": [{"type": t, "status": "True"}
+                               for t in ("PodScheduled", "Initialized", "ContainersReady",
+                                         "Ready")],
+                "containerStatuses": [{"name": "server", "ready": True, "restartCount": 0,
+                                       "image": "modelops/serving", "imageID": "",
+                                       "started": True,
+                                       "state": {"running": {"startedAt": _now()}}}]}})
+        return len(pods)
+
+    def fail_pods(self, namespace: str, model: str, revision: str, message: str) -> int:
+        """Report the revision's serving container as crashed with `message` (its termination
+        message file), as a kubelet would after the serving image refused to start."""
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{contract.LABEL_MODEL}={model},"
+                                      f"{contract.LABEL_REVISION}={revision}").items
+        for pod in pods:
+            terminated = {"exitCode": 1, "reason": "Error", "message": message,
+                          "startedAt": _now(), "finishedAt": _now()}
+            self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "server", "ready": False, "restartCount": 3,
+                                       "image": "modelops/serving", "imageID": "",
+                                       "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                       "lastState": {"terminated": terminated}}]}})
+        return len(pods)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,1 @@
+"""Unit tests for modelops.devcluster (no cluster, loopback only)."""

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs, idempotent: Debian packages, the Python venv with the
+# project and its test tools, and the pinned Kubernetes/etcd binaries (cached outside the tree).
+#
+#   tools/setup.sh [--node]     --node also installs/builds what the e2e node needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node=${1:-}
+
+packages=(docker.io prometheus debootstrap)
+[ "$node" = --node ] && packages+=(containerd runc containernetworking-plugins iptables conntrack)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: creating .venv and installing modelops with its test extras" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch .venv/.installed
+fi
+
+components=()
+[ "$node" = --node ] && components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+bash tools/build-k8s.sh "${components[@]}" >/dev/null
+echo "setup: ready" >&2
