@@ -20,11 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
+if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ] || [ tools/image/constraints.txt -nt .venv/.installed ]; then
   echo "setup: creating .venv and installing modelops with its test extras" >&2
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test]' -c tools/image/constraints.txt
   touch .venv/.installed
 fi
 

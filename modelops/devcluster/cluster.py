@@ -20,7 +20,7 @@ from pathlib import Path
 
 from modelops.devcluster import components as comp
 from modelops.devcluster.kubeconfig import build_kubeconfig, write_kubeconfig
-from modelops.devcluster.pki import ClusterPki, make_cluster_pki
+from modelops.devcluster.pki import ADMIN_GROUPS, ClusterPki, issue_client_cert, make_cluster_pki
 from modelops.devcluster.process import (
     Component,
     RunningProcess,
@@ -36,6 +36,7 @@ from modelops.devcluster.process import (
 from modelops.devcluster.state import ClusterState, read_state, write_state
 
 APISERVER = "kube-apiserver"
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # who the apiserver is to a kubelet
 
 
 class ControlPlaneError(RuntimeError):
@@ -58,6 +59,9 @@ class ControlPlaneSettings:
     """Seconds between SIGTERM and SIGKILL."""
     die_with_parent: bool = False
     """Ask the kernel to stop the processes when this Python process dies (test sessions)."""
+    serve_node: bool = False
+    """A node will join: see `components.apiserver_component` (listen beyond loopback, kubelet
+    client certificate)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,11 @@ class ControlPlane:
         plan = [
             comp.etcd_component(bin_dir, layout, ports, no_fsync=_supports_no_fsync(bin_dir)),
             comp.apiserver_component(
-                bin_dir, layout, ports, with_controllers=self.settings.with_controllers
+                bin_dir,
+                layout,
+                ports,
+                with_controllers=self.settings.with_controllers,
+                serve_node=self.settings.serve_node,
             ),
         ]
         if self.settings.with_controllers:
@@ -203,6 +211,12 @@ class ControlPlane:
             "sa.key": pki.service_account_key_pem,
             "sa.pub": pki.service_account_public_pem,
         }
+        if self.settings.serve_node:
+            kubelet_client = issue_client_cert(
+                pki.client_ca, KUBELET_CLIENT_USER, ADMIN_GROUPS, _now()
+            )
+            files["apiserver-kubelet-client.crt"] = kubelet_client.cert_pem
+            files["apiserver-kubelet-client.key"] = kubelet_client.key_pem
         for name, pem in files.items():
             _write_private(self.layout.pki(name), pem)
         assert self.ports is not None

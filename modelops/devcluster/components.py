@@ -15,6 +15,7 @@ from pathlib import Path
 from modelops.devcluster.process import Component
 
 LOOPBACK = "127.0.0.1"
+ALL_ADDRESSES = "0.0.0.0"  # the apiserver's bind address when a node's pods must reach it
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 HEALTH_PATHS = "/healthz,/readyz,/livez,/metrics"
@@ -94,13 +95,19 @@ def etcd_component(bin_dir: Path, layout: Layout, ports: Ports, *, no_fsync: boo
 
 
 def apiserver_component(
-    bin_dir: Path, layout: Layout, ports: Ports, *, with_controllers: bool
+    bin_dir: Path, layout: Layout, ports: Ports, *, with_controllers: bool, serve_node: bool = False
 ) -> Component:
-    """kube-apiserver on loopback with client-certificate auth and RBAC."""
+    """kube-apiserver on loopback with client-certificate auth and RBAC.
+
+    `serve_node`: a kubelet joins (modelops.devcluster.node), so the apiserver also listens
+    beyond loopback (pods reach it through the `kubernetes` Service, and Service endpoints may
+    not be loopback addresses) and presents a client certificate to the kubelet for logs,
+    exec and port-forward.
+    """
     argv = [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers={ports.etcd_url}",
-        f"--bind-address={LOOPBACK}",
+        f"--bind-address={ALL_ADDRESSES if serve_node else LOOPBACK}",
         f"--secure-port={ports.apiserver}",
         # Without these the apiserver looks for a default route to find its own address.
         f"--advertise-address={LOOPBACK}",
@@ -117,6 +124,12 @@ def apiserver_component(
         # Close open watches on SIGTERM; otherwise shutdown waits up to 60 s for clients to hang up.
         "--shutdown-watch-termination-grace-period=2s",
     ]
+    if serve_node:
+        argv += [
+            f"--kubelet-client-certificate={layout.pki('apiserver-kubelet-client.crt')}",
+            f"--kubelet-client-key={layout.pki('apiserver-kubelet-client.key')}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
     if not with_controllers:
         # Nobody would create the `default` ServiceAccount, and the plugin refuses Pods without it.
         argv.append("--disable-admission-plugins=ServiceAccount")

@@ -14,7 +14,6 @@ from typing import Any
 from modelops import contract as c
 from modelops.operator.spec import ModelSpec, PipelineSpec
 
-SERVING_UID = 65532
 SERVICE_PORT = 80
 
 
@@ -245,8 +244,8 @@ def _http_probe(path: str, *, period: int, failures: int) -> dict:
 
 
 def _pod_security() -> dict:
-    return {"runAsNonRoot": True, "runAsUser": SERVING_UID, "runAsGroup": SERVING_UID,
-            "fsGroup": SERVING_UID, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {"runAsNonRoot": True, "runAsUser": c.IMAGE_UID, "runAsGroup": c.IMAGE_UID,
+            "fsGroup": c.IMAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _scrape_annotations() -> dict[str, str]:

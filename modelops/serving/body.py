@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from modelops.serving.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -27,15 +27,15 @@ def read_body(environ: Mapping, max_bytes: int) -> bytes:
         raise UnsupportedMediaType(
             f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none"
         )
-    declared = _content_length(environ)
     compressed = encoding in _WBITS
     raw_limit = _compressed_limit(max_bytes) if compressed else max_bytes
+    declared = _content_length(environ)
     if declared is not None and declared > raw_limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {max_bytes}")
-    stream = environ["wsgi.input"]
+    chunks = _chunks(environ["wsgi.input"], declared, raw_limit, "compressed " if compressed else "")
     if compressed:
-        return _read_compressed(stream, _WBITS[encoding], encoding, max_bytes)
-    return _read_plain(stream, max_bytes)
+        return _inflate(chunks, _WBITS[encoding], encoding, max_bytes)
+    return b"".join(chunks)
 
 
 def _content_length(environ: Mapping) -> int | None:
@@ -47,17 +47,21 @@ def _content_length(environ: Mapping) -> int | None:
     return int(raw)
 
 
-def _read_plain(stream, max_bytes: int) -> bytes:
-    parts, size = [], 0
-    while size <= max_bytes:
-        chunk = stream.read(min(_READ_CHUNK, max_bytes + 1 - size))
+def _chunks(stream, declared: int | None, limit: int, what: str) -> Iterator[bytes]:
+    """The raw body: exactly Content-Length bytes (never read past it, PEP 3333), or, when
+    there is none (chunked), everything up to EOF as long as it stays within `limit`."""
+    wanted = declared if declared is not None else limit + 1
+    size = 0
+    while size < wanted:
+        chunk = stream.read(min(_READ_CHUNK, wanted - size))
         if not chunk:
             break
-        parts.append(chunk)
         size += len(chunk)
-    if size > max_bytes:
-        raise PayloadTooLarge(f"request body is larger than the limit of {max_bytes} bytes")
-    return b"".join(parts)
+        if size > limit:
+            raise PayloadTooLarge(f"{what}request body is larger than the limit of {limit} bytes")
+        yield chunk
+    if declared is not None and size < declared:
+        raise InvalidInput(f"request body ended after {size} of {declared} bytes")
 
 
 def _compressed_limit(max_bytes: int) -> int:
@@ -66,16 +70,13 @@ def _compressed_limit(max_bytes: int) -> int:
     return max_bytes + max_bytes // 64 + 1024
 
 
-def _read_compressed(stream, wbits: int, encoding: str, max_bytes: int) -> bytes:
+def _inflate(chunks: Iterator[bytes], wbits: int, encoding: str, max_bytes: int) -> bytes:
     inflater = zlib.decompressobj(wbits)
-    parts, size, raw_size = [], 0, 0
+    parts, size = [], 0
     try:
-        while chunk := stream.read(_READ_CHUNK):
-            raw_size += len(chunk)
-            if raw_size > _compressed_limit(max_bytes):
-                raise PayloadTooLarge(f"compressed request body is larger than the limit of {max_bytes} bytes")
+        for chunk in chunks:
             data = chunk
-            while data:
+            while data and not inflater.eof:
                 out = inflater.decompress(data, max_bytes + 1 - size)
                 parts.append(out)
                 size += len(out)
@@ -84,8 +85,6 @@ def _read_compressed(stream, wbits: int, encoding: str, max_bytes: int) -> bytes
                         f"decompressed request body is larger than the limit of {max_bytes} bytes"
                     )
                 data = inflater.unconsumed_tail
-            if inflater.eof:
-                break
         parts.append(inflater.flush())
     except zlib.error as error:
         raise InvalidInput(f"request body is not valid {encoding} data: {error}") from None

@@ -65,7 +65,8 @@ class ModelBackend:
                                    fmt=model.format)
         if self._settings.batching:
             self._batcher = AdaptiveBatcher(
-                model.predict, max_size=self._settings.batch_max_size,
+                lambda output, rows: model.predict(rows, output),
+                max_size=self._settings.batch_max_size,
                 max_wait_seconds=self._settings.batch_max_wait_ms / 1000.0,
                 in_flight=lambda: self._in_flight,
             )

@@ -10,9 +10,12 @@ contract.METRIC_QUALITY{model, version, metric}. score() is pure; FeedbackStore 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +24,12 @@ from prometheus_client.core import GaugeMetricFamily
 from modelops import contract as c
 from modelops.serving.errors import InvalidInput, NotFound
 
+log = logging.getLogger(__name__)
+
 FILENAME = "feedback.sqlite3"
-_TRIM_EVERY = 64
+_MAX_BATCH = 1000
+_FLUSH_TIMEOUT_SECONDS = 2.0
+_OTHER_WORKERS_GRACE_SECONDS = 0.05
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS predictions (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id TEXT UNIQUE NOT NULL, labels TEXT NOT NULL)",
@@ -59,14 +66,25 @@ def _values(predicted: object, truth: object) -> list[tuple]:
 
 
 class FeedbackStore:
-    """The shared sliding window of predictions and feedback for one model version."""
+    """The shared sliding window of predictions and feedback for one model version.
+
+    remember() only queues: a writer thread stores queued predictions in batches, one
+    transaction each, so the request path pays microseconds instead of an sqlite commit.
+    record() first waits for this worker's queue, and once briefly for other workers', so a
+    prediction is found as soon as its response has been sent.
+    """
 
     def __init__(self, path: Path, *, window: int) -> None:
         self.path = path
         self.window = window
         self._local = threading.local()
+        self._pending: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._progress = threading.Condition()
+        self._queued = 0
+        self._written = 0
         for statement in _SCHEMA:
             self._connection().execute(statement)
+        threading.Thread(target=self._write_forever, name="modelops-feedback", daemon=True).start()
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -78,29 +96,71 @@ class FeedbackStore:
         return connection
 
     def remember(self, request_id: str, labels: list) -> None:
-        """Keep one request's predicted labels (or values) under its id."""
+        """Queue one request's predicted labels (or values) under its id."""
+        with self._progress:
+            self._queued += 1
+        self._pending.put((request_id, json.dumps(labels, default=str)))
+
+    def flush(self, timeout: float = _FLUSH_TIMEOUT_SECONDS) -> None:
+        """Wait until everything this worker queued so far is stored."""
+        with self._progress:
+            target = self._queued
+            self._progress.wait_for(lambda: self._written >= target, timeout)
+
+    def _write_forever(self) -> None:
         db = self._connection()
-        cursor = db.execute("INSERT OR REPLACE INTO predictions (id, labels) VALUES (?, ?)",
-                            (request_id, json.dumps(labels, default=str)))
-        self._trim(db, "predictions", cursor.lastrowid)
+        while True:
+            rows = [self._pending.get()]
+            while len(rows) < _MAX_BATCH:
+                try:
+                    rows.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write(db, rows)
+            except sqlite3.Error as error:  # feedback is best effort; predictions already answered
+                log.warning("Could not store %d predictions for feedback: %s", len(rows), error)
+            with self._progress:
+                self._written += len(rows)
+                self._progress.notify_all()
+
+    def _write(self, db: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO predictions (id, labels) VALUES (?, ?)", rows)
+            self._trim(db, "predictions")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _trim(self, db: sqlite3.Connection, table: str) -> None:
+        (last,) = db.execute(f"SELECT MAX(seq) FROM {table}").fetchone()
+        if last is not None and last > self.window:
+            db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last - self.window,))
 
     def record(self, request_id: str, truth: object, metric: str) -> dict:
         """Score `truth` (accuracy or rmse) against the remembered prediction; NotFound if unknown."""
-        db = self._connection()
-        row = db.execute("SELECT labels FROM predictions WHERE id = ?", (request_id,)).fetchone()
-        if row is None:
+        self.flush()
+        predicted = self._lookup(request_id)
+        if predicted is None:
+            time.sleep(_OTHER_WORKERS_GRACE_SECONDS)  # another worker's writer may be mid-batch
+            predicted = self._lookup(request_id)
+        if predicted is None:
             raise NotFound(f"no recent prediction with id {request_id!r} "
                            f"(the last {self.window} are kept)")
-        n, correct, sqerr = score(json.loads(row[0]), truth, metric)
-        cursor = db.execute("INSERT OR REPLACE INTO feedback (id, n, correct, sqerr) VALUES (?, ?, ?, ?)",
-                            (request_id, n, correct, sqerr))
-        self._trim(db, "feedback", cursor.lastrowid)
+        n, correct, sqerr = score(predicted, truth, metric)
+        db = self._connection()
+        db.execute("INSERT OR REPLACE INTO feedback (id, n, correct, sqerr) VALUES (?, ?, ?, ?)",
+                   (request_id, n, correct, sqerr))
+        self._trim(db, "feedback")
         return {"id": request_id, "metric": metric, "value": _value(metric, n, correct, sqerr),
                 "rows": int(n)}
 
-    def _trim(self, db: sqlite3.Connection, table: str, last_seq: int | None) -> None:
-        if last_seq is not None and last_seq % _TRIM_EVERY == 0:
-            db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last_seq - self.window,))
+    def _lookup(self, request_id: str) -> list | None:
+        row = self._connection().execute("SELECT labels FROM predictions WHERE id = ?",
+                                          (request_id,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
 
     def quality(self, metric: str) -> float | None:
         """Accuracy or RMSE over the last `window` feedback entries; None without feedback."""

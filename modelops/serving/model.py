@@ -29,7 +29,6 @@ from modelops.serving.tensors import BYTES, datatype_of
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("predict", "predict_proba")
 _thread_config = threading.local()
 
 

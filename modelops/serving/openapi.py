@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 import yaml
@@ -20,6 +21,7 @@ class OpenApiDocument:
     json_text: str
 
     @classmethod
+    @cache
     def load(cls) -> OpenApiDocument:
         text = resources.files("modelops.serving").joinpath(RESOURCE).read_text(encoding="utf-8")
         return cls(yaml_text=text, json_text=json.dumps(yaml.safe_load(text)))

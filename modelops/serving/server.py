@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import sys
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gthread import ThreadWorker
 
 from modelops import contract as c
 from modelops.serving.failures import StartupFailure, write_termination_message
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT_SECONDS = 120
 KEEPALIVE_SECONDS = 5
+_MAX_DRAINED_CONNECTIONS = 100_000
 
 
 def gunicorn_options(settings: ServingSettings) -> dict:
@@ -38,7 +41,7 @@ def gunicorn_options(settings: ServingSettings) -> dict:
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": "gthread",
+        "worker_class": DrainingThreadWorker,
         "reuse_port": True,
         "graceful_timeout": math.ceil(settings.graceful_timeout_seconds),  # gunicorn takes whole seconds
         "timeout": HEARTBEAT_TIMEOUT_SECONDS,
@@ -51,6 +54,33 @@ def gunicorn_options(settings: ServingSettings) -> dict:
         "proc_name": f"modelops-serving-{settings.served_name}",
         "child_exit": child_exit,
     }
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gthread worker that loses no connection the kernel accepted before SIGTERM.
+
+    A stopping gthread worker stops accepting, and connections still waiting in its listen
+    queue would be reset when the socket closes. This worker first accepts (and then serves)
+    every waiting connection, then closes its own SO_REUSEPORT socket at once, so the kernel
+    refuses later connections instead of queueing them for a reset.
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        stopping = not enabled and not self.alive and self._accepting
+        if stopping:
+            self._accept_waiting()
+        super().set_accept_enabled(enabled)
+        if stopping and self.cfg.reuse_port:  # with reuse_port the socket is this worker's own
+            for listener in self.sockets:
+                listener.close()
+
+    def _accept_waiting(self) -> None:
+        for listener in self.sockets:
+            for _ in range(_MAX_DRAINED_CONNECTIONS):
+                waiting, _, _ = select.select([listener], [], [], 0)
+                if not waiting:
+                    break
+                self.accept(listener)
 
 
 class ServingApplication(BaseApplication):

@@ -141,9 +141,11 @@ class Cluster:
     def mark_pods_ready(self, namespace: str, model: str, revision: str,
                         ip: str = "127.0.0.1") -> int:
         """Report the revision's pods Running and Ready at `ip`, as a kubelet would."""
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{contract.LABEL_MODEL}={model},"
-                                      f"{contract.LABEL_REVISION}={revision}").items
+        return self.mark_ready(namespace, f"{contract.LABEL_MODEL}={model},"
+                                          f"{contract.LABEL_REVISION}={revision}", ip)
+
+    def mark_ready(self, namespace: str, selector: str, ip: str = "127.0.0.1") -> int:
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         for pod in pods:
             self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
                 "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],

@@ -26,7 +26,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from modelops import contract
-from tests.image.conftest import Images, container_logs, docker
+from tests.image.docker_cli import Images, container_logs, docker
 
 pytestmark = pytest.mark.docker
 
@@ -96,8 +96,8 @@ def wait_ready(port: int, container_id: str) -> None:
         try:
             if requests.get(f"http://127.0.0.1:{port}{contract.PATH_READY}", timeout=2).ok:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or accepted while the workers are still loading
         if docker("inspect", "--format", "{{.State.Running}}", container_id).strip() != "true":
             pytest.fail(f"container stopped before ready:\n{container_logs(container_id)}")
         time.sleep(0.5)

@@ -11,6 +11,7 @@
 # MODELOPS_DEBIAN_MIRROR (default: the host's apt mirror), MODELOPS_DEBIAN_SUITE (bookworm),
 # MODELOPS_BASE_REBUILD=1 to rebuild the tarball and the image.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 BASE_IMAGE="${MODELOPS_BASE_IMAGE:-modelops/python-base:3.11}"

@@ -13,6 +13,7 @@
 #   MODELOPS_SERVING_TAG   default modelops/serving:dev
 #   MODELOPS_OPERATOR_TAG  default modelops/operator:dev
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 LOCAL_BASE="modelops/python-base:3.11"
@@ -25,7 +26,7 @@ if [ "$BASE_IMAGE" = "$LOCAL_BASE" ]; then OFFLINE="${MODELOPS_OFFLINE:-1}"; els
 build_target() {
   local target="$1" tag="$2" wheels=off logfile="$MODELOPS_CACHE/build-$1.log"
   [ "$OFFLINE" = 1 ] && wheels=auto
-  if ! docker build --target "$target" --tag "$tag" \
+  if ! docker build --force-rm --target "$target" --tag "$tag" \
       --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg WHEELS="$wheels" \
       --file "$REPO_ROOT/Dockerfile" "$REPO_ROOT" >"$logfile" 2>&1; then
     tail -n 40 "$logfile" >&2

@@ -6,6 +6,7 @@
 # Run after changing the venv; tests/image/test_constraints.py fails while they disagree.
 # Settings: MODELOPS_VENV (default: <repo>/.venv).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 VENV="${MODELOPS_VENV:-$REPO_ROOT/.venv}"

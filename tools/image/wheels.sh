@@ -8,6 +8,7 @@
 # pyproject.toml, under tools/image/constraints.txt. A stamp of those inputs makes a warm run a
 # no-op. The directory ignores itself in git. Settings: MODELOPS_VENV (host pip's venv).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 VENV="${MODELOPS_VENV:-$REPO_ROOT/.venv}"

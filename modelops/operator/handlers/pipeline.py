@@ -108,7 +108,7 @@ def _pipeline_status(key: tuple[str, str], spec: PipelineSpec, status: Mapping[s
 
 def _step_status(namespace: str, step: str, model: str, models: Any) -> dict:
     body = first(models, (namespace, model))
-    if body is None:
+    if body is None or body["metadata"].get("deletionTimestamp"):
         return {"name": step, "model": model, "ready": False, "servingVersion": "",
                 "exists": False}
     model_status = body.get("status") or {}

@@ -1,0 +1,265 @@
+"""What Argo CD, kstatus (Flux) and kubectl show for the statuses the real operator writes.
+
+The operator runs as its own process against the real control plane. Each test walks a Model or
+a ModelPipeline through its states; at each state the live object goes through the Argo CD
+health.lua (Lua 5.1) and the kstatus rules, which must give the health that
+tests/unit/ecosystem/states.py expects. The captured object is also compared with the testdata
+file of the same state under deploy/argocd, so the fixtures cannot drift from what the operator
+really writes; `MODELOPS_CAPTURE_ARGOCD_TESTDATA=1` rewrites them from this run instead.
+
+Serving pods have no kubelet here: their status is patched ready at a loopback address where a
+small exporter answers the operator's scrapes on the serving port with request counters that a
+background thread advances (a steady 20 requests/s per version, some of them 500s when a test
+says so).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from modelops import contract
+from tests.cluster.support import Cluster, OperatorProcess, wait_for
+from tests.cluster.test_model_operator import _revision
+from tests.factories import SHA_B, SHA_C, model_spec
+from tests.unit.ecosystem import kstatus
+from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, HealthScript
+from tests.unit.ecosystem.states import EXPECTED
+
+CAPTURE = os.environ.get("MODELOPS_CAPTURE_ARGOCD_TESTDATA") == "1"
+POLICY = {"bakeWindow": "3s", "window": "4s", "interval": "1s", "consecutiveBreaches": 1,
+          "minRequests": 5, "errorRateThreshold": 0.05}
+QUIET = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
+TICK_SECONDS = 0.1
+REQUESTS_PER_TICK = 2
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class TrafficExporter:
+    """Serving pods' /metrics at `ip`:8080: counters that grow by themselves, 500s on demand."""
+
+    def __init__(self, ip: str):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(contract.METRIC_REQUESTS, "Requests",
+                                ["model", "version", "protocol", "code"], registry=self.registry)
+        self.error_share: dict[tuple[str, str], float] = {}  # (model, version) -> 0..1
+        self.server = make_server(ip, contract.DEFAULT_PORT, make_wsgi_app(self.registry),
+                                  ThreadingWSGIServer, handler_class=_Quiet)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self.server.serve_forever, args=(0.05,)),
+                         threading.Thread(target=self._traffic)]
+        for thread in self._threads:
+            thread.start()
+
+    def _traffic(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            for (model, version), share in list(self.error_share.items()):
+                errors = round(REQUESTS_PER_TICK * share)
+                self.requests.labels(model, version, "v2", "200").inc(REQUESTS_PER_TICK - errors)
+                self.requests.labels(model, version, "v2", "500").inc(errors)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    ip = f"127.0.{random.randint(1, 250)}.{random.randint(2, 250)}"
+    try:
+        started = TrafficExporter(ip)
+    except OSError as error:
+        pytest.fail(f"cannot listen on {ip}:{contract.DEFAULT_PORT} for the fake pods: {error}")
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, crds, tmp_path_factory):
+    process = OperatorProcess(control_plane.kubeconfig,
+                              tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield process
+    process.stop()
+    assert "Traceback" not in process.log(), process.log()[-4000:]
+
+
+@pytest.fixture
+def cluster(control_plane, operator) -> Cluster:
+    return Cluster(control_plane.api_client())
+
+
+@pytest.fixture(scope="module")
+def scripts() -> dict[str, HealthScript]:
+    return {kind: HealthScript.for_kind(kind)
+            for kind in (contract.MODEL_KIND, contract.PIPELINE_KIND)}
+
+
+def _model(name: str, policy: dict, **spec) -> dict:
+    return {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
+            "metadata": {"name": name}, "spec": model_spec(rollback=policy, **spec)}
+
+
+def _conditions(obj: dict) -> set[tuple[str, str, str]]:
+    return {(c["type"], c["status"], c.get("reason", ""))
+            for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def _shape(obj: dict) -> dict:
+    """What must not drift between a fixture and a fresh capture: fields and conditions."""
+    status = obj.get("status") or {}
+    return {"status fields": sorted(k for k, v in status.items() if v not in (None, [], {})),
+            "conditions": sorted(_conditions(obj))}
+
+
+def check(scripts, obj: dict, state: str) -> dict:
+    """Assert Argo CD's and kstatus' view of a live object; compare with (or write) its fixture."""
+    kind = obj["kind"]
+    obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+    argocd, flux = EXPECTED[kind][state]
+    health = scripts[kind].health(obj)
+    assert (health.status, kstatus.compute(obj).status) == (argocd, flux), (state, health, obj)
+    fixture = CUSTOMIZATIONS / contract.API_GROUP / kind / "testdata" / f"{state}.yaml"
+    if CAPTURE:
+        fixture.write_text(yaml.safe_dump(obj, sort_keys=False, width=100))
+    else:
+        assert _shape(obj) == _shape(yaml.safe_load(fixture.read_text())), \
+            f"{fixture.relative_to(CUSTOMIZATIONS)} no longer matches what the operator writes"
+    return obj
+
+
+def _has(cluster: Cluster, ns: str, name: str, wanted: set, plural=contract.MODEL_PLURAL):
+    """The live object once its conditions include every (type, status, reason) in `wanted`."""
+    obj = cluster.model(ns, name, plural)
+    return obj if wanted <= _conditions(obj) else None
+
+
+def _when(cluster, ns, name, *wanted, plural=contract.MODEL_PLURAL, timeout=30) -> dict:
+    return wait_for(lambda: _has(cluster, ns, name, set(wanted), plural), timeout=timeout,
+                    what=f"{name} to have {wanted}")
+
+
+def _kubectl_get(control_plane, ns: str, name: str) -> dict[str, str]:
+    """`kubectl get models <name>` as {column: value}; columns are left-aligned under headers."""
+    header, row = control_plane.kubectl("get", "models", name, "-n", ns).stdout.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+
+
+def test_rollout_states(cluster, control_plane, scripts, exporter, namespace):
+    ns, name = namespace, "iris"
+    exporter.error_share[(name, "1")] = 0.0
+    check(scripts, cluster.create(ns, _model(name, POLICY)), "created")
+    check(scripts, _when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-first")
+    v1 = _revision(rollback=POLICY)
+    wait_for(lambda: cluster.mark_pods_ready(ns, name, v1, exporter.server.server_address[0]) == 2,
+             what="v1 pods")
+    check(scripts, _when(cluster, ns, name, ("Ready", "True", "Baking")), "baking")
+    check(scripts, _when(cluster, ns, name, ("Ready", "True", "Serving"),
+                         ("MetricsAvailable", "True", "MetricsScraped")), "serving")
+
+    columns = _kubectl_get(control_plane, ns, name)
+    assert {k: columns[k] for k in ("READY", "SERVING", "DESIRED", "REASON")} == \
+        {"READY": "True", "SERVING": "1", "DESIRED": "1", "REASON": "Serving"}
+    control_plane.kubectl("wait", "--for=condition=Ready", f"model/{name}", "-n", ns,
+                          "--timeout=30s")
+
+    stale = cluster.patch_spec(ns, name, {"version": "2", "artifact": {"sha256": SHA_B}})
+    check(scripts, stale, "stale-generation")  # the API's answer, before the operator looked
+    check(scripts, _when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-second")
+    v2 = _revision(version="2", sha256=SHA_B, rollback=POLICY)
+    wait_for(lambda: v2 in cluster.deployments(ns, name), what="the v2 Deployment")
+    message = "ChecksumMismatch: artifact sha256 does not match spec.artifact.sha256"
+    wait_for(lambda: cluster.fail_pods(ns, name, v2, message) == 2, what="v2 pods")
+    check(scripts, _when(cluster, ns, name, ("Stalled", "True", "ChecksumMismatch")),
+          "stalled-checksum-mismatch")
+    assert _kubectl_get(control_plane, ns, name)["SERVING"] == "1"
+
+    cluster.patch_spec(ns, name, {"suspend": True})
+    check(scripts, _when(cluster, ns, name, ("Ready", "False", "Suspended")), "suspended")
+
+
+def test_analysis_states(cluster, scripts, exporter, namespace):
+    ns, ip = namespace, exporter.server.server_address[0]
+    exporter.error_share[("churn", "1")] = 0.0
+    exporter.error_share[("fresh", "1")] = 0.5
+    cluster.create(ns, _model("churn", POLICY))
+    cluster.create(ns, _model("fresh", {**POLICY, "bakeWindow": "10m"}))
+    cluster.create(ns, _model("quiet", QUIET))
+    cluster.create(ns, _model("slow", {**QUIET, "progressDeadlineSeconds": 10}))  # never ready
+    v1 = _revision(rollback=POLICY)
+    for name, address in (("churn", ip), ("fresh", ip), ("quiet", "127.0.0.1")):
+        wait_for(lambda: cluster.mark_pods_ready(ns, name, v1, address) == 2, what=name)
+    check(scripts, _when(cluster, ns, "fresh", ("Degraded", "True", "NoPreviousVersion")),
+          "no-previous-version")
+    check(scripts, _when(cluster, ns, "quiet", ("Ready", "True", "Serving"),
+                         ("MetricsAvailable", "False", "MetricsUnavailable")),
+          "metrics-unavailable")
+
+    _when(cluster, ns, "churn", ("Ready", "True", "Serving"))
+    exporter.error_share[("churn", "1")] = 0.5
+    check(scripts, _when(cluster, ns, "churn", ("Degraded", "True", "ErrorRateAboveThreshold")),
+          "degraded-after-promotion")
+    exporter.error_share[("churn", "1")] = 0.0
+    wait_for(lambda: "Degraded" not in {c[0] for c in _conditions(cluster.model(ns, "churn"))},
+             what="churn to recover once its errors stop")
+
+    exporter.error_share[("churn", "3")] = 0.5
+    cluster.patch_spec(ns, "churn", {"version": "3", "artifact": {"sha256": SHA_C},
+                                     "rollback": {"bakeWindow": "10m"}})
+    v3 = _revision(version="3", sha256=SHA_C, rollback={**POLICY, "bakeWindow": "10m"})
+    wait_for(lambda: cluster.mark_pods_ready(ns, "churn", v3, ip) == 2, what="churn v3 pods")
+    rolled_back = check(scripts, _when(cluster, ns, "churn", ("Stalled", "True", "RolledBack")),
+                        "rolled-back")
+    assert rolled_back["status"]["servingVersion"] == "1"
+    assert rolled_back["spec"]["version"] == "3", "the operator never writes spec"
+    check(scripts, _when(cluster, ns, "slow", ("Stalled", "True", "ProgressDeadlineExceeded")),
+          "progress-deadline-exceeded")
+
+
+def _pipeline(name: str, **spec) -> dict:
+    steps = [{"name": "price", "model": "house-price"},
+             {"name": "diagnosis", "model": "diagnosis", "input": "features+previous"}]
+    return {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.PIPELINE_KIND,
+            "metadata": {"name": name}, "spec": {"steps": steps, **spec}}
+
+
+def test_pipeline_states(cluster, scripts, namespace):
+    ns, plural = namespace, contract.PIPELINE_PLURAL
+    check(scripts, cluster.create(ns, _pipeline("dx"), plural), "created")
+    check(scripts, _when(cluster, ns, "dx", ("Stalled", "True", "StepModelMissing"),
+                         plural=plural), "stalled-step-missing")
+    for name in ("house-price", "diagnosis"):
+        cluster.create(ns, _model(name, QUIET))
+    check(scripts, _when(cluster, ns, "dx", ("Ready", "False", "StepNotReady"), plural=plural),
+          "waiting-for-steps")
+    for name in ("house-price", "diagnosis"):
+        wait_for(lambda: cluster.mark_pods_ready(ns, name, _revision(rollback=QUIET)) == 2,
+                 what=f"{name} pods")
+    check(scripts, _when(cluster, ns, "dx", ("Ready", "False", "RouterNotReady"), plural=plural),
+          "waiting-for-router")
+    wait_for(lambda: cluster.mark_ready(ns, f"{contract.LABEL_PIPELINE}=dx") == 1,
+             what="the router pod")
+    check(scripts, _when(cluster, ns, "dx", ("Ready", "True", "AllStepsReady"), plural=plural),
+          "ready")
+    stale = cluster.patch_spec(ns, "dx", {"timeoutSeconds": 2}, plural)
+    check(scripts, stale, "stale-generation")
+    cluster.patch_spec(ns, "dx", {"suspend": True}, plural)
+    suspended = wait_for(lambda: (obj := cluster.model(ns, "dx", plural))["status"].get(
+        "observedGeneration") == obj["metadata"]["generation"] and obj, what="suspend observed")
+    check(scripts, suspended, "suspended")
