@@ -46,6 +46,9 @@ ENV PATH=/opt/modelops/bin:$PATH \
     TMPDIR=/tmp
 COPY --from=deps-runtime /opt/modelops /opt/modelops
 COPY --from=package /opt/package-root/ /
+# Give uid 65532 a name: kopf identifies itself with getpass.getuser(), which fails without one.
+RUN echo 'modelops:x:65532:65532:modelops:/tmp:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'modelops:x:65532:' >> /etc/group
 WORKDIR /tmp
 USER 65532:65532
 LABEL org.opencontainers.image.title="modelops" \

@@ -109,3 +109,7 @@ ENV_GRACEFUL_TIMEOUT: Final = "MODELOPS_GRACEFUL_TIMEOUT_SECONDS"  # SIGTERM: in
 
 # --- Added by the image side (append only) ------------------------------------------------------
 IMAGE_UID: Final = 65532  # the images' non-root user and group id (Dockerfile `USER`)
+
+# --- Added by the node side (append only) -------------------------------------------------------
+DEFAULT_OPERATOR_IMAGE: Final = "modelops/operator:0.1.0"  # the tag deploy/operator.yaml runs
+DEV_SAMPLES_NAMESPACE: Final = "demo"  # where `devcluster up --deploy` applies deploy/samples

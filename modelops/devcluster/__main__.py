@@ -1,12 +1,16 @@
-"""`python -m modelops.devcluster up|down|status [--dir DIR]`: the local cluster for `make`.
+"""`python -m modelops.devcluster up|down|status [--dir DIR] [--node] [--deploy]`: the local
+cluster for `make`.
 
 `up` builds the binaries if they are missing (or uses $MODELOPS_K8S_BIN), starts the control
 plane detached so it outlives this command, prints progress to stderr and
-`KUBECONFIG=<path>` as its last stdout line. It is a no-op when the cluster in DIR is already
-healthy; otherwise it stops whatever survives of the recorded one and starts afresh (new
-certificates, empty etcd). `down` stops the processes recorded in DIR/state.json; `status` shows
-them with their memory. DIR defaults to $MODELOPS_CACHE/devcluster
-(~/.cache/modelops/devcluster), outside the work tree.
+`KUBECONFIG=<path>` as its last stdout line. `--node` also starts a node on this host
+(containerd, kubelet, kube-proxy, CoreDNS: modelops.devcluster.node) so pods really run;
+`--deploy` (implies --node) then builds and imports the images, installs the operator with
+`kubectl apply -k deploy/` and applies deploy/samples in the `demo` namespace. It is a no-op
+when the cluster in DIR is already healthy; otherwise it stops whatever survives of the recorded
+one and starts afresh (new certificates, empty etcd). `down` stops the processes recorded in
+DIR (the node first, tearing its pods and network down); `status` shows them with their memory.
+DIR defaults to $MODELOPS_CACHE/devcluster (~/.cache/modelops/devcluster), outside the work tree.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from modelops.contract import DEV_CLUSTER_DIRNAME, ENV_CACHE
+from modelops.contract import DEV_CLUSTER_DIRNAME, DEV_SAMPLES_NAMESPACE, ENV_CACHE
+from modelops.devcluster.access import ClusterAccess, KubectlError
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import (
     ControlPlane,
@@ -27,6 +32,10 @@ from modelops.devcluster.cluster import (
     ProcessStatus,
 )
 from modelops.devcluster.components import BINARIES
+from modelops.devcluster.node import NODE_BUILD_SCRIPT, NODE_DIRNAME, Node, NodeError, NodeSettings
+from modelops.devcluster.node_deploy import apply_samples, install_operator
+from modelops.devcluster.node_images import ImageError
+from modelops.devcluster.node_plan import NODE_BINARIES
 from modelops.devcluster.state import StateError
 
 MIB = 1024 * 1024
@@ -38,25 +47,56 @@ def default_work_dir(env: Mapping[str, str]) -> Path:
     return Path(cache).expanduser() / DEV_CLUSTER_DIRNAME
 
 
-def up(work_dir: Path) -> int:
-    """Start (or find running) the control plane in `work_dir`."""
-    if _healthy_plane(work_dir):
+def up(work_dir: Path, node: bool = False, deploy: bool = False) -> int:
+    """Start (or find running) the control plane in `work_dir`, with a node if asked."""
+    node = node or deploy
+    if _healthy_plane(work_dir) and (not node or _healthy_node(work_dir)):
         _say(f"already running in {work_dir}")
-        print(f"KUBECONFIG={ControlPlane.attach(work_dir).kubeconfig}")
-        return 0
-    _stop_leftovers(work_dir)
-    bin_dir = resolve_bin_dir(BINARIES, progress=_say)
-    _say(f"starting the control plane in {work_dir} (binaries: {bin_dir})")
-    began = time.monotonic()
-    plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work_dir)).start()
-    _say(f"ready in {time.monotonic() - began:.1f} s")
-    _print_status(plane)
+        plane = ControlPlane.attach(work_dir)
+    else:
+        _stop_leftovers(work_dir)
+        plane = _start(work_dir, node)
+    if deploy:
+        began = time.monotonic()
+        access = ClusterAccess(plane.kubeconfig, plane.settings.bin_dir, plane)
+        socket = Node.attach(work_dir / NODE_DIRNAME).layout.containerd_socket
+        install_operator(access, socket, progress=_say)
+        apply_samples(access, DEV_SAMPLES_NAMESPACE)
+        _say(f"operator and samples ({DEV_SAMPLES_NAMESPACE}) in {time.monotonic() - began:.1f} s")
     print(f"KUBECONFIG={plane.kubeconfig}")
     return 0
 
 
+def _start(work_dir: Path, node: bool) -> ControlPlane:
+    bin_dir = resolve_bin_dir(BINARIES, progress=_say)
+    if node:
+        bin_dir = resolve_bin_dir(NODE_BINARIES, progress=_say, build_script=NODE_BUILD_SCRIPT)
+    _say(f"starting the control plane in {work_dir} (binaries: {bin_dir})")
+    began = time.monotonic()
+    settings = ControlPlaneSettings(bin_dir=bin_dir, work_dir=work_dir, serve_node=node)
+    plane = ControlPlane(settings).start()
+    _say(f"control plane ready in {time.monotonic() - began:.1f} s")
+    if node:
+        try:
+            Node(NodeSettings(bin_dir, work_dir / NODE_DIRNAME)).start(plane)
+        except NodeError:
+            plane.stop()
+            raise
+        _say(f"node ready in {time.monotonic() - began:.1f} s (with the control plane)")
+    _print_status(plane)
+    return plane
+
+
 def down(work_dir: Path) -> int:
-    """Stop the processes recorded in `work_dir`."""
+    """Stop the processes recorded in `work_dir`, the node first."""
+    try:
+        node = Node.attach(work_dir / NODE_DIRNAME)
+    except StateError:
+        node = None
+    if node is not None:
+        for name, outcome in node.stop().items():
+            _say(f"{name}: {outcome}")
+        node.layout.state_file.unlink(missing_ok=True)
     try:
         plane = ControlPlane.attach(work_dir)
     except StateError as missing:
@@ -80,18 +120,32 @@ def status(work_dir: Path) -> int:
     return 0 if rows and all(row.healthy for row in rows) else 1
 
 
+def _healthy_node(work_dir: Path) -> bool:
+    try:
+        rows = Node.attach(work_dir / NODE_DIRNAME).status()
+    except StateError:
+        return False
+    return bool(rows) and all(row.healthy for row in rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelops.devcluster", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument(
         "--dir", type=Path, default=default_work_dir(os.environ), help="work dir (%(default)s)"
     )
+    parser.add_argument("--node", action="store_true", help="up: also start a node on this host")
+    parser.add_argument(
+        "--deploy", action="store_true", help="up: node + images + operator + samples"
+    )
     args = parser.parse_args(argv)
     work_dir = args.dir.expanduser().resolve()
-    command = {"up": up, "down": down, "status": status}[args.command]
     try:
-        return command(work_dir)
-    except (BinariesError, ControlPlaneError, StateError) as failure:
+        if args.command == "up":
+            return up(work_dir, node=args.node, deploy=args.deploy)
+        return {"down": down, "status": status}[args.command](work_dir)
+    except (BinariesError, ControlPlaneError, NodeError, ImageError, KubectlError,
+            StateError) as failure:
         _say(f"error: {failure}")
         return 1
 
@@ -107,6 +161,12 @@ def _healthy_plane(work_dir: Path) -> bool:
 def _stop_leftovers(work_dir: Path) -> None:
     # A half-dead earlier cluster in the same dir: stop the survivors it recorded before reuse.
     try:
+        node_outcomes = Node.attach(work_dir / NODE_DIRNAME).stop()
+    except StateError:
+        node_outcomes = {}
+    for name, outcome in node_outcomes.items():
+        _say(f"node {name}: {outcome}")
+    try:
         outcomes = ControlPlane.attach(work_dir).stop()
     except StateError:
         return
@@ -117,6 +177,10 @@ def _stop_leftovers(work_dir: Path) -> None:
 
 def _print_status(plane: ControlPlane) -> list[ProcessStatus]:
     rows = plane.status()
+    try:
+        rows += Node.attach(plane.layout.work_dir / NODE_DIRNAME).status()
+    except StateError:
+        pass
     for row in rows:
         rss = f"{row.rss_bytes / MIB:.0f} MiB" if row.rss_bytes is not None else "-"
         state = "healthy" if row.healthy else ("running, unhealthy" if row.running else "stopped")

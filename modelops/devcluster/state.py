@@ -41,7 +41,7 @@ def encode_state(state: ClusterState) -> dict[str, Any]:
         "bin_dir": str(state.bin_dir),
         "kubeconfig": str(state.kubeconfig),
         "ports": asdict(state.ports),
-        "processes": [_encode_process(p) for p in state.processes],
+        "processes": [encode_process(p) for p in state.processes],
     }
 
 
@@ -54,7 +54,7 @@ def decode_state(data: dict[str, Any]) -> ClusterState:
             bin_dir=Path(data["bin_dir"]),
             kubeconfig=Path(data["kubeconfig"]),
             ports=Ports(**data["ports"]),
-            processes=tuple(_decode_process(p) for p in data["processes"]),
+            processes=tuple(decode_process(p) for p in data["processes"]),
         )
     except KeyError as missing:
         raise StateError(f"{missing.args[0]}: missing from the state file") from None
@@ -81,7 +81,8 @@ def read_state(path: Path) -> ClusterState:
         raise StateError(f"{path}: not JSON ({bad})") from None
 
 
-def _encode_process(running: RunningProcess) -> dict[str, Any]:
+def encode_process(running: RunningProcess) -> dict[str, Any]:
+    """A JSON-ready dict for one recorded process (shared with the node's state file)."""
     component = running.component
     return {
         "name": component.name,
@@ -95,7 +96,8 @@ def _encode_process(running: RunningProcess) -> dict[str, Any]:
     }
 
 
-def _decode_process(data: dict[str, Any]) -> RunningProcess:
+def decode_process(data: dict[str, Any]) -> RunningProcess:
+    """The inverse of `encode_process`; raises KeyError, TypeError or ValueError."""
     client_cert = data["client_cert"]
     component = Component(
         name=data["name"],

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: ServingSettings) -> int:
     from modelops.serving.server import ServingApplication
 
+    log.info("Serving %s (%s mode) on %s:%d with %d worker(s) x %d thread(s)", settings.served_name,
+             settings.mode, settings.host, settings.port, settings.workers, settings.threads)
     try:
         ServingApplication(settings).run()
     except SystemExit as stopped:

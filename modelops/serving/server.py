@@ -2,15 +2,17 @@
 
 gthread workers (processes x threads from settings). `reuse_port` gives every worker its own
 SO_REUSEPORT listening socket, so the kernel spreads connections across workers instead of one
-busy worker accepting them all. Each worker builds its own app and loads the model itself;
-a worker that cannot load writes the termination message and exits with gunicorn's boot-error
-code, which stops the whole server. SIGTERM is graceful: workers stop accepting, finish
-in-flight requests (up to the graceful timeout), then exit. The master marks dead workers in the
-metrics directory. No control socket: nothing can change the server at run time.
+busy worker accepting them all. The master imports the libraries; each worker builds its own
+app and loads the model itself; a worker that cannot load writes the termination message and
+exits with gunicorn's boot-error code, which stops the whole server. SIGTERM is graceful:
+workers take the connections already waiting for them, stop accepting, finish in-flight requests
+(up to the graceful timeout), then exit. The master marks dead workers in the metrics directory.
+No control socket: nothing can change the server at run time.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -94,6 +96,9 @@ class ServingApplication(BaseApplication):
         for key, value in gunicorn_options(self._settings).items():
             if key in self.cfg.settings:  # older gunicorn: skip settings it does not have
                 self.cfg.set(key, value)
+        # Import Flask, numpy and scikit-learn once in the master: workers fork with them loaded
+        # and accept connections at once. The model itself is still loaded by each worker.
+        importlib.import_module("modelops.serving.app")
 
     def load(self):
         from modelops.serving.app import build_app  # in the worker, after the fork

@@ -178,3 +178,87 @@ class Cluster:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class ServingProcess:
+    """`python -m modelops.serving` (the image's own command, under gunicorn) on a loopback
+    address, with the env the operator put in a Deployment: a real stand-in for its pod."""
+
+    def __init__(self, env: dict[str, str], ip: str, work: Path):
+        work.mkdir(parents=True, exist_ok=True)
+        self.ip, self.url = ip, f"http://{ip}:{contract.DEFAULT_PORT}"
+        self.env = {**os.environ, **env, contract.ENV_HOST: ip,
+                    contract.ENV_TERMINATION_LOG: str(work / "termination-log"),
+                    contract.ENV_METRICS_DIR: str(work / "metrics")}
+        (work / "metrics").mkdir(exist_ok=True)
+        self.log_path = work / "serving.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServingProcess":
+        import requests
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "modelops.serving"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serving exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                return requests.get(f"{self.url}{contract.PATH_READY}", timeout=1).ok
+            except requests.RequestException:
+                return False
+        wait_for(ready, timeout=60, what=f"serving on {self.url}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def deployment_env(deployment: Any) -> dict[str, str]:
+    return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+
+
+class PrometheusProcess:
+    """Debian's `prometheus` scraping static loopback targets every second."""
+
+    def __init__(self, targets: dict[str, dict[str, str]], work: Path):
+        import shutil
+        import yaml
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise AssertionError("the prometheus binary is missing (apt-get install prometheus)")
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
+                  "scrape_configs": [{"job_name": "modelops-serving", "static_configs": [
+                      {"targets": [t], "labels": labels} for t, labels in targets.items()]}]}
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        with open(work / "prometheus.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={work / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={work / 'data'}",
+                 f"--web.listen-address={self.url.removeprefix('http://')}"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=work)
+        import requests
+
+        def ready() -> bool:
+            try:
+                return requests.get(f"{self.url}/-/ready", timeout=1).ok
+            except requests.RequestException:
+                return False
+        wait_for(ready, timeout=60, what="prometheus /-/ready")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)

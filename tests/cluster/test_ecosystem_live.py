@@ -19,6 +19,7 @@ import os
 import random
 import re
 import threading
+from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -136,10 +137,27 @@ def check(scripts, obj: dict, state: str) -> dict:
     fixture = CUSTOMIZATIONS / contract.API_GROUP / kind / "testdata" / f"{state}.yaml"
     if CAPTURE:
         fixture.write_text(yaml.safe_dump(obj, sort_keys=False, width=100))
+        _record_case(fixture, health)
     else:
         assert _shape(obj) == _shape(yaml.safe_load(fixture.read_text())), \
             f"{fixture.relative_to(CUSTOMIZATIONS)} no longer matches what the operator writes"
     return obj
+
+
+def _record_case(fixture: Path, health) -> None:
+    """Capture mode: set this fixture's case in health_test.yaml to what the script says now."""
+    path = fixture.parents[1] / "health_test.yaml"
+    text = path.read_text()
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    tests = yaml.safe_load(text)["tests"]
+    case = {"healthStatus": {"status": health.status, "message": health.message},
+            "inputPath": f"testdata/{fixture.name}"}
+    index = next((i for i, t in enumerate(tests) if t["inputPath"] == case["inputPath"]), None)
+    if index is None:
+        tests.append(case)
+    else:
+        tests[index] = case
+    path.write_text(header + yaml.safe_dump({"tests": tests}, sort_keys=False, width=200))
 
 
 def _has(cluster: Cluster, ns: str, name: str, wanted: set, plural=contract.MODEL_PLURAL):
@@ -148,9 +166,14 @@ def _has(cluster: Cluster, ns: str, name: str, wanted: set, plural=contract.MODE
     return obj if wanted <= _conditions(obj) else None
 
 
-def _when(cluster, ns, name, *wanted, plural=contract.MODEL_PLURAL, timeout=30) -> dict:
-    return wait_for(lambda: _has(cluster, ns, name, set(wanted), plural), timeout=timeout,
-                    what=f"{name} to have {wanted}")
+def _when(cluster, ns, name, *wanted, plural=contract.MODEL_PLURAL, timeout=60) -> dict:
+    try:
+        return wait_for(lambda: _has(cluster, ns, name, set(wanted), plural), timeout=timeout,
+                        what=f"{name} to have {wanted}")
+    except AssertionError as failure:
+        status = cluster.model(ns, name, plural).get("status") or {}
+        raise AssertionError(f"{failure}\nconditions: {sorted(_conditions({'status': status}))}"
+                             f"\nanalysis: {status.get('analysis')}") from None
 
 
 def _kubectl_get(control_plane, ns: str, name: str) -> dict[str, str]:

@@ -58,7 +58,7 @@ def check_answer(response, test: str) -> None:
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=6)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=25)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
 numbers = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False) | st.integers(-1000, 1000)
 cells = numbers | scalars
 rows = st.lists(cells, min_size=0, max_size=7) | st.lists(numbers, min_size=4, max_size=4)
@@ -68,7 +68,7 @@ def dump(value) -> bytes:
     return json.dumps(value).encode()  # NaN/Infinity literals included on purpose
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=1200)
 @given(st.sampled_from(["iris", "forest"]),
        st.one_of(st.fixed_dictionaries({"instances": st.lists(rows, max_size=6)}),
                  st.fixed_dictionaries({"instances": json_values}), json_values))
@@ -97,7 +97,7 @@ v2_bodies = st.fixed_dictionaries(
 )
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=2000)
 @given(st.sampled_from(["iris", "forest"]), v2_bodies)
 def test_v2_bodies_never_5xx(apps, model, body):
     response = apps[model].test_client().post(f"/v2/models/{model}/infer", data=dump(body))
@@ -107,7 +107,7 @@ def test_v2_bodies_never_5xx(apps, model, body):
         assert outputs and all(len(o["data"]) >= o["shape"][0] for o in outputs)
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=800)
 @given(st.sampled_from(["/v1/models/iris:predict", "/v2/models/iris/infer", "/v2/models/iris/feedback",
                         "/v1/models/iris:feedback"]),
        st.binary(max_size=300) | json_values.map(dump),
@@ -133,12 +133,19 @@ def schema_cases(app) -> st.SearchStrategy:
     for result in schema.get_all_operations():
         operation = result.ok()
         names = [p.name for p in operation.path_parameters]
+        pinned = {name: served[name] for name in names}
         for mode in GenerationMode:
             strategies.append(operation.as_strategy(generation_mode=mode))
             if names:
-                pinned = {name: served[name] for name in names}
                 strategies += [operation.as_strategy(generation_mode=mode, path_parameters=pinned)] * 3
+        strategies += [example.map(lambda case, p=pinned: _pinned(case, p))
+                       for example in operation.get_strategies_from_examples()]
     return st.one_of(strategies)
+
+
+def _pinned(case, path_parameters: dict):
+    case.path_parameters = {**(case.path_parameters or {}), **path_parameters}
+    return case
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -148,7 +155,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def test_openapi_document_never_5xx(apps):
     # schemathesis's own pytest loader needs a pytest private attribute gone in pytest 9, so its
     # case strategies are driven by plain hypothesis here.
-    @settings(FUZZ, max_examples=1500, suppress_health_check=list(HealthCheck))
+    @settings(FUZZ, max_examples=600, suppress_health_check=list(HealthCheck))
     @given(schema_cases(apps["iris"]))
     def run(case) -> None:
         response = case.call()

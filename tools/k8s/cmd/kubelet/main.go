@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"k8s.io/component-base/cli"
@@ -12,5 +13,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Run(app.NewKubeletCommand(nil)))
+	os.Exit(cli.Run(app.NewKubeletCommand(context.Background())))
 }
