@@ -33,7 +33,7 @@ from modelops.devcluster.cluster import (
 )
 from modelops.devcluster.components import BINARIES
 from modelops.devcluster.node import NODE_BUILD_SCRIPT, NODE_DIRNAME, Node, NodeError, NodeSettings
-from modelops.devcluster.node_deploy import apply_samples, install_operator
+from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
 from modelops.devcluster.node_images import ImageError
 from modelops.devcluster.node_plan import NODE_BINARIES
 from modelops.devcluster.state import StateError
@@ -60,7 +60,7 @@ def up(work_dir: Path, node: bool = False, deploy: bool = False) -> int:
         began = time.monotonic()
         access = ClusterAccess(plane.kubeconfig, plane.settings.bin_dir, plane)
         socket = Node.attach(work_dir / NODE_DIRNAME).layout.containerd_socket
-        install_operator(access, socket, progress=_say)
+        install_operator(access, node_image_loader(socket), progress=_say)
         apply_samples(access, DEV_SAMPLES_NAMESPACE)
         _say(f"operator and samples ({DEV_SAMPLES_NAMESPACE}) in {time.monotonic() - began:.1f} s")
     print(f"KUBECONFIG={plane.kubeconfig}")

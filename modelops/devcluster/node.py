@@ -65,6 +65,8 @@ class NodeSettings:
     """Seconds between SIGTERM and SIGKILL."""
     die_with_parent: bool = False
     """Ask the kernel to stop the processes when this Python process dies (test sessions)."""
+    store_dir: Path | None = None
+    """containerd's image store, if not node_dir/containerd (one node at a time may use it)."""
 
 
 def node_problems(bin_dir: Path) -> list[str]:
@@ -90,7 +92,7 @@ class Node:
 
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
-        self.layout = cfg.NodeLayout(settings.node_dir)
+        self.layout = cfg.NodeLayout(settings.node_dir, settings.store_dir)
         self.ports: cfg.NodePorts | None = None
         self.apiserver_port = 0
         self._running: dict[str, RunningProcess] = {}

@@ -35,6 +35,8 @@ class NodeLayout:
     """Every file the node writes, under one dir (the control plane's work dir + /node)."""
 
     node_dir: Path
+    store_dir: Path | None = None
+    """containerd's image store when kept elsewhere (tests share one across runs)."""
 
     def path(self, *parts: str) -> Path:
         return self.node_dir.joinpath(*parts)
@@ -46,7 +48,7 @@ class NodeLayout:
     @property
     def containerd_root(self) -> Path:
         """Images and snapshots: kept across `down`/`up`, so a warm start imports nothing."""
-        return self.path("containerd")
+        return self.store_dir or self.path("containerd")
 
     @property
     def runtime_dirs(self) -> tuple[Path, ...]:

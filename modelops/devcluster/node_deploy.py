@@ -1,8 +1,9 @@
 """Put modelops on a dev node the way a user installs it: images, `kubectl apply -k deploy/`,
 then the samples. I/O.
 
-`install_operator` builds the project images (tools/image/build.sh, cached), imports those the
-node's containerd lacks, applies deploy/ and waits for the operator's rollout. `apply_samples`
+`install_operator` builds the project images (tools/image/build.sh, cached), hands them to the
+cluster (the dev node imports those its containerd lacks; kind loads them), applies deploy/ and
+waits until the operator's pod is Ready. `apply_samples`
 makes the namespace, waits for its default ServiceAccount (pods are refused without it) and
 applies deploy/samples there. Both are idempotent: `make e2e`, `devcluster up --deploy` and the
 e2e fixtures all call them.
@@ -22,23 +23,31 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO / "deploy"
 SAMPLES_DIR = DEPLOY_DIR / "samples"
 OPERATOR_DEPLOYMENT = "deployment/modelops-operator"
+OPERATOR_SELECTOR = "app.kubernetes.io/name=modelops-operator"
 ROLLOUT_TIMEOUT = "300s"
 
 
 def install_operator(
-    access: ClusterAccess, containerd_socket: Path | None, progress: Callable[[str], None]
+    access: ClusterAccess,
+    load_images: Callable[[list[str]], list[str]],
+    progress: Callable[[str], None],
 ) -> list[str]:
-    """Images, deploy/ and a finished operator rollout; returns the images imported.
-
-    `containerd_socket` None: the cluster gets images some other way (kind loads them).
-    """
+    """Images, deploy/ and a Ready operator pod; returns what `load_images` says it loaded."""
     tags = build_project_images(progress)
-    imported = ensure_imported(containerd_socket, tags) if containerd_socket else []
-    progress(f"imported into containerd: {', '.join(imported) or 'nothing (all current)'}")
+    loaded = load_images(tags)
+    progress(f"images loaded into the cluster: {', '.join(loaded) or 'none (all current)'}")
     access.kubectl("apply", "-k", str(DEPLOY_DIR))
     access.kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", OPERATOR_DEPLOYMENT,
                    f"--timeout={ROLLOUT_TIMEOUT}", timeout=360)
-    return imported
+    # The operator has no readiness probe: Available comes at once, a crash only later.
+    access.kubectl("-n", OPERATOR_NAMESPACE, "wait", "--for=condition=Ready", "pod",
+                   f"--selector={OPERATOR_SELECTOR}", f"--timeout={ROLLOUT_TIMEOUT}", timeout=360)
+    return loaded
+
+
+def node_image_loader(containerd_socket: Path) -> Callable[[list[str]], list[str]]:
+    """`load_images` for the dev node: import into its containerd what it lacks."""
+    return lambda tags: ensure_imported(containerd_socket, tags)
 
 
 def apply_samples(access: ClusterAccess, namespace: str) -> None:

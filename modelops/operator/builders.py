@@ -15,6 +15,9 @@ from modelops import contract as c
 from modelops.operator.spec import ModelSpec, PipelineSpec
 
 SERVICE_PORT = 80
+# in-flight requests get GRACEFUL_SECONDS after SIGTERM, inside the pod's grace period
+GRACEFUL_SECONDS = 25
+TERMINATION_GRACE_SECONDS = 30
 
 
 def deployment_name(model: str, revision: str) -> str:
@@ -52,6 +55,7 @@ def build_deployment(model: str, spec: ModelSpec, *, image: str,
     volumes, mounts, init_containers = _artifact_delivery(spec, image, pull_policy, env)
     container = _server_container(spec, image, pull_policy, env, mounts)
     pod_spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(),
@@ -168,10 +172,12 @@ def _model_env(model: str, spec: ModelSpec) -> dict[str, str]:
         c.ENV_METHOD: spec.method,
         c.ENV_PORT: str(c.DEFAULT_PORT),
         c.ENV_WORKERS: str(spec.serving.workers),
-        c.ENV_THREADS: str(spec.serving.threads),
+        # a batch can only group as many requests as the worker has threads
+        c.ENV_THREADS: str(max(spec.serving.threads, spec.serving.batch_max_size)),
         c.ENV_BATCH_MAX_SIZE: str(spec.serving.batch_max_size),
         c.ENV_BATCH_MAX_WAIT_MS: str(spec.serving.batch_max_wait_ms),
         c.ENV_TERMINATION_LOG: c.DEFAULT_TERMINATION_LOG,
+        c.ENV_GRACEFUL_TIMEOUT: str(GRACEFUL_SECONDS),
     }
     if spec.artifact.format:
         env[c.ENV_ARTIFACT_FORMAT] = spec.artifact.format

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,9 +27,6 @@ from modelops.serving.failures import (
 from modelops.serving.tensors import BYTES, datatype_of
 
 log = logging.getLogger(__name__)
-
-_thread_config = threading.local()
-
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -80,12 +76,11 @@ class LoadedModel:
         self.signature = signature_of(estimator, method)
 
     def predict(self, features: np.ndarray, output: str) -> np.ndarray:
-        """Call the estimator's `output` method (predict or predict_proba); may raise anything."""
-        if not getattr(_thread_config, "done", False):
-            # Requests are already checked for infinities (and NaN where the model cannot take
-            # it), so sklearn's own finiteness scan is skipped. sklearn's config is per thread.
-            sklearn.set_config(assume_finite=True)
-            _thread_config.done = True
+        """Call the estimator's `output` method (predict or predict_proba); may raise anything.
+
+        sklearn keeps its own finiteness checks: a NaN that the model makes inside itself
+        (e.g. log of a negative feature) must fail as it would without the server.
+        """
         return np.asarray(getattr(self.estimator, output)(features))
 
     def labels(self, result: np.ndarray, output: str) -> list:

@@ -79,9 +79,29 @@ def start(tmp_path: Path, env: dict[str, str], *, workers: int = 2, threads: int
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", run_dir / "metrics",
                     run_dir / "termination-log", run_dir / "home", log)
+    _STARTED.append(server)
     if wait:
-        wait_ready(server)
+        try:
+            wait_ready(server)
+        except BaseException:
+            server.process.kill()  # never leave a server behind when it did not come up
+            server.process.wait(timeout=30)
+            raise
     return server
+
+
+_STARTED: list[Server] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind():
+    """Kill any server a test started and did not stop (e.g. when an assertion failed)."""
+    earlier = len(_STARTED)
+    yield
+    for server in _STARTED[earlier:]:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
 
 
 def wait_ready(server: Server) -> None:
@@ -252,8 +272,10 @@ def test_sigterm_during_load_loses_no_accepted_request(artifacts, tmp_path):
     clients = [threading.Thread(target=load) for _ in range(8)]
     for client in clients:
         client.start()
-    while len(outcomes) < 40:
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(outcomes) < 40 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert len(outcomes) >= 40, server.log.read_text()
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     stop.set()
@@ -303,7 +325,8 @@ def test_router_process_chains_two_model_servers(tmp_path):
             wait_ready(server)
         _check_router(router, second, iris, joined)
     finally:
-        assert [router.stop(), first.stop(), second.stop()] == [0, 0, 0]
+        codes = [router.stop(), first.stop(), second.stop()]
+    assert codes == [0, 0, 0]
 
 
 def _check_router(router: Server, second: Server, iris, joined) -> None:

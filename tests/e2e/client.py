@@ -1,0 +1,81 @@
+"""Runs INSIDE the e2e client pod (stdlib only; its text is passed to `python -c`).
+
+    predict URL BODY-JSON
+        One POST; prints {"status": int, "body": <JSON or text>}.
+    load URL CONCURRENCY MAX-SECONDS BAD-SHARE
+        KServe v1 predict requests for the iris shape from CONCURRENCY threads until stdin closes
+        or MAX-SECONDS pass (bounded either way). A BAD-SHARE fraction of rows has a negative
+        first feature. Prints {"codes": {code: count}, "errors": [[seconds, code, detail]...],
+        "requests": n, "seconds": elapsed}; code 0 means no HTTP answer (connection failed).
+"""
+
+import json
+import random
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
+BAD_ROW = [-1.0, 3.5, 1.4, 0.2]
+MAX_ERRORS_KEPT = 200
+
+
+def post(url, body, timeout=10.0):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def predict(url, body_json):
+    status, text = post(url, json.loads(body_json))
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = text
+    print(json.dumps({"status": status, "body": body}))
+
+
+def load(url, concurrency, max_seconds, bad_share):
+    stop = threading.Event()
+    lock = threading.Lock()
+    codes, errors = {}, []
+    started = time.monotonic()
+
+    def worker(seed):
+        rng = random.Random(seed)
+        while not stop.is_set() and time.monotonic() - started < max_seconds:
+            row = BAD_ROW if rng.random() < bad_share else GOOD_ROW
+            try:
+                code, detail = post(url, {"instances": [row]}, timeout=5.0)
+            except Exception as failure:  # noqa: BLE001 - any transport failure counts as 0
+                code, detail = 0, repr(failure)
+            with lock:
+                codes[code] = codes.get(code, 0) + 1
+                if code != 200 and len(errors) < MAX_ERRORS_KEPT:
+                    errors.append([round(time.monotonic() - started, 3), code, detail[:200]])
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    waiter = threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True)
+    waiter.start()
+    for thread in threads:
+        thread.join(max_seconds + 10)
+    stop.set()
+    print(json.dumps({"codes": codes, "errors": errors, "requests": sum(codes.values()),
+                      "seconds": round(time.monotonic() - started, 3)}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "predict":
+        predict(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "load":
+        load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+    else:
+        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load")

@@ -1,0 +1,237 @@
+"""Fixtures for tests/e2e: a real node (or kind) with the operator installed in-cluster.
+
+`e2e_cluster` (session, one parameter per flavor) yields an `E2ECluster`:
+- "node": with MODELOPS_USE_EXISTING_CLUSTER=1 and KUBECONFIG, that cluster (what `make e2e`
+  does after `devcluster up --deploy`); otherwise a control plane and a node on this host,
+  started here in a temp dir, with containerd's image store kept in the cache between runs.
+  Skipped, with the reason printed, when this host cannot run a node (not root, no
+  containerd/runc/CNI plugins/Docker, ...); a node that could start but does not is a failure.
+- "kind": a kind cluster through pytest-kind, only where the kind binary, Docker and a local node
+  image ($MODELOPS_KIND_NODE_IMAGE) exist; skipped with the reason otherwise (nothing is
+  downloaded).
+The binaries and images are built right after collection, outside any test's timeout; set-up
+times are printed at the end of the run, and component logs when an e2e test failed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from modelops.contract import ENV_CACHE, ENV_USE_EXISTING_CLUSTER, OPERATOR_NAMESPACE
+from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
+from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
+from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
+from modelops.devcluster.components import BINARIES
+from modelops.devcluster.node import NODE_BUILD_SCRIPT, Node, NodeError, NodeSettings, node_problems
+from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
+from modelops.devcluster.node_plan import NODE_BINARIES
+from tests.e2e.support import ClientPod, E2ECluster
+
+HERE = Path(__file__).resolve().parent
+KIND_NODE_IMAGE = os.environ.get("MODELOPS_KIND_NODE_IMAGE", "kindest/node:v1.36.3")
+KIND_CLUSTER = "modelops-e2e"
+_BIN_DIR = pytest.StashKey["Path | BinariesError"]()
+_TIMES = pytest.StashKey[dict]()
+_NODES = pytest.StashKey[list]()
+
+
+def _is_e2e(path: Path) -> bool:
+    return HERE in path.parents
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_e2e(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Find or build the node's binaries once, before any test's timeout starts."""
+    if session.config.option.collectonly or not any(_is_e2e(i.path) for i in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    progress = reporter.write_line if reporter else (lambda line: None)
+    try:
+        resolve_bin_dir(BINARIES, progress=progress)
+        found: Path | BinariesError = resolve_bin_dir(
+            NODE_BINARIES, progress=progress, build_script=NODE_BUILD_SCRIPT)
+    except BinariesError as failure:
+        found = failure
+    session.config.stash[_BIN_DIR] = found
+    session.config.stash[_TIMES] = {}
+    session.config.stash[_NODES] = []
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"e2e: {line}")
+
+
+@pytest.fixture(scope="session", params=["node", "kind"])
+def e2e_cluster(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    bin_dir = request.config.stash.get(_BIN_DIR, None)
+    if bin_dir is None or isinstance(bin_dir, BinariesError):
+        pytest.fail(f"cannot get the node binaries: {bin_dir}", pytrace=False)
+    if request.param == "kind":
+        yield from _kind_cluster(request.config, bin_dir)
+        return
+    if os.environ.get(ENV_USE_EXISTING_CLUSTER) == "1":
+        yield _existing_cluster(bin_dir)
+        return
+    yield from _node_cluster(request.config, bin_dir, tmp_path_factory.mktemp("e2e"))
+
+
+def _node_cluster(config: pytest.Config, bin_dir: Path, work_dir: Path) -> Iterator[E2ECluster]:
+    problems = node_problems(bin_dir)
+    if problems:
+        pytest.skip("this host cannot run a node: " + "; ".join(problems))
+    times, began = config.stash[_TIMES], time.monotonic()
+    plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work_dir,
+                                              die_with_parent=True, serve_node=True))
+    store = Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "modelops") / "e2e-store"
+    node = Node(NodeSettings(bin_dir, work_dir / "node", die_with_parent=True, store_dir=store))
+    config.stash[_NODES].append((plane, node))
+    try:
+        plane.start()
+        node.start(plane)
+        times["control plane + node"] = time.monotonic() - began
+        access = ClusterAccess(plane.kubeconfig, bin_dir, plane)
+        began = time.monotonic()
+        install_operator(access, node_image_loader(node.layout.containerd_socket),
+                         lambda line: _say(config, line))
+        times["images + operator"] = time.monotonic() - began
+        yield E2ECluster(access, "node")
+    except (ControlPlaneError, NodeError) as failure:
+        pytest.fail(str(failure), pytrace=False)
+    finally:
+        node.stop()
+        plane.stop()
+
+
+def _existing_cluster(bin_dir: Path) -> E2ECluster:
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        pytest.fail(f"{ENV_USE_EXISTING_CLUSTER}=1 needs KUBECONFIG to name the cluster", False)
+    access = ClusterAccess(Path(kubeconfig), bin_dir)
+    context = access.kubectl("config", "current-context").stdout.strip()
+    refusal = destructive_use_refusal(context, os.environ)
+    if refusal:
+        pytest.fail(refusal, pytrace=False)
+    access.kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/modelops-operator",
+                   "--timeout=120s", timeout=150)
+    return E2ECluster(access, "node")
+
+
+def kind_problems(node_image: str = KIND_NODE_IMAGE) -> list[str]:
+    """Why the kind flavor cannot run here (empty when it can); nothing is downloaded."""
+    problems = [] if shutil.which("kind") else ["no kind binary on PATH"]
+    if importlib.util.find_spec("pytest_kind") is None:
+        problems.append("pytest-kind is not installed (pip install pytest-kind)")
+    docker = shutil.which("docker") and subprocess.run(
+        ["docker", "image", "inspect", node_image], capture_output=True, timeout=60)
+    if not docker:
+        problems.append("no docker CLI")
+    elif docker.returncode != 0:
+        problems.append(f"node image {node_image} is not present locally "
+                        f"(set MODELOPS_KIND_NODE_IMAGE; it is never pulled)")
+    return problems
+
+
+def _kind_cluster(config: pytest.Config, bin_dir: Path) -> Iterator[E2ECluster]:
+    problems = kind_problems()
+    if problems:
+        pytest.skip("kind: " + "; ".join(problems))
+    from pytest_kind import KindCluster  # only where kind can run
+
+    cluster = KindCluster(KIND_CLUSTER, image=KIND_NODE_IMAGE, kind_path=Path(shutil.which("kind")),
+                          kubectl_path=bin_dir / "kubectl")
+    cluster.create()
+    try:
+        access = ClusterAccess(Path(cluster.kubeconfig_path), bin_dir)
+        install_operator(access, lambda tags: [cluster.load_docker_image(t) or t for t in tags],
+                         lambda line: _say(config, line))
+        yield E2ECluster(access, "kind")
+    finally:
+        cluster.delete()
+
+
+def _fresh_namespace(access: ClusterAccess, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    access.kubectl("create", "namespace", name)
+    access.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")
+    return name
+
+
+@pytest.fixture
+def namespace(e2e_cluster: E2ECluster) -> Iterator[str]:
+    name = _fresh_namespace(e2e_cluster.access, "e2e")
+    yield name
+    e2e_cluster.access.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def client(e2e_cluster: E2ECluster) -> Iterator[ClientPod]:
+    """A pod to send requests from, inside the cluster (Service DNS, kube-proxy)."""
+    name = _fresh_namespace(e2e_cluster.access, "e2e-client")
+    yield ClientPod(e2e_cluster.access, name).create()
+    e2e_cluster.access.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def samples(e2e_cluster: E2ECluster) -> Iterator[str]:
+    """A namespace holding deploy/samples (iris and the two-step pipeline)."""
+    name = f"e2e-samples-{uuid.uuid4().hex[:6]}"
+    apply_samples(e2e_cluster.access, name)
+    yield name
+    e2e_cluster.access.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> dict[str, bytes]:
+    """Artifacts trained here with the image's scikit-learn. good: LogisticRegression; flaky: log() of the inputs first, so a negative feature becomes
+    NaN and the model raises for those rows (a 500) while positive rows are fine."""
+    X, y = load_iris(return_X_y=True)
+    good = LogisticRegression(max_iter=500).fit(X, y)
+    flaky = make_pipeline(FunctionTransformer(np.log), FunctionTransformer(validate=True),
+                          LogisticRegression(max_iter=500)).fit(X + 1, y)
+    return {"good.joblib": _dump(good), "flaky.joblib": _dump(flaky)}
+
+
+def _dump(model) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    times = config.stash.get(_TIMES, None)
+    if times:
+        terminalreporter.section("e2e set-up times")
+        for what, seconds in times.items():
+            terminalreporter.write_line(f"{what}: {seconds:.1f} s")
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    if not any(_is_e2e(Path(str(config.rootpath / r.location[0]))) for r in failed):
+        return
+    for plane, node in config.stash.get(_NODES, []):
+        terminalreporter.section("e2e component logs (last 30 lines each)")
+        for name, text in {**plane.log_tails(30), **node.log_tails(30)}.items():
+            terminalreporter.write_line(f"----- {name}")
+            terminalreporter.write(text)

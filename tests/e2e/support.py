@@ -1,0 +1,153 @@
+"""Helpers for tests/e2e: the cluster handle, a client pod that sends traffic from inside the
+cluster (through Service DNS names and kube-proxy, the same on the dev node and on kind), and
+Model manifests with artifacts shipped in ConfigMaps.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelops import contract
+from modelops.devcluster.access import ClusterAccess
+from tests.cluster.support import Cluster, wait_for
+
+CLIENT_SCRIPT = (Path(__file__).parent / "client.py").read_text()
+CLIENT_POD = "e2e-client"
+
+
+@dataclass(frozen=True)
+class E2ECluster:
+    """A cluster with the operator installed: `flavor` is "node" (this host) or "kind"."""
+
+    access: ClusterAccess
+    flavor: str
+
+    def api(self) -> Cluster:
+        return Cluster(self.access.api_client())
+
+
+def service_url(model: str, namespace: str, path: str) -> str:
+    return f"http://{model}.{namespace}.svc.cluster.local{path}"
+
+
+def v1_predict_url(model: str, namespace: str) -> str:
+    return service_url(model, namespace, f"/v1/models/{model}:predict")
+
+
+class ClientPod:
+    """A long-running pod with the serving image's Python; runs client.py via `kubectl exec`."""
+
+    def __init__(self, access: ClusterAccess, namespace: str) -> None:
+        self.access, self.namespace = access, namespace
+
+    def create(self) -> ClientPod:
+        pod = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": CLIENT_POD, "namespace": self.namespace},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 1,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": contract.IMAGE_UID},
+                "containers": [{
+                    "name": "client", "image": contract.DEFAULT_SERVING_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", "import time; time.sleep(86400)"],
+                }],
+            },
+        }
+        self.access.kubectl("apply", "-f", "-", input=json.dumps(pod))
+        self.access.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}",
+                            "-n", self.namespace, "--timeout=180s", timeout=200)
+        return self
+
+    def predict(self, url: str, body: dict) -> tuple[int, Any]:
+        """One POST from inside the cluster: (status, parsed body)."""
+        result = self.access.kubectl(*self._exec("predict", url, json.dumps(body)), timeout=60)
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        return answer["status"], answer["body"]
+
+    def start_load(self, url: str, *, concurrency: int, max_seconds: float,
+                   bad_share: float = 0.0) -> Load:
+        argv = [str(self.access.bin_dir / "kubectl"), f"--kubeconfig={self.access.kubeconfig}",
+                *self._exec("load", url, str(concurrency), str(max_seconds), str(bad_share),
+                            stdin=True)]
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        return Load(process, max_seconds)
+
+    def _exec(self, *args: str, stdin: bool = False) -> list[str]:
+        flags = ["-i"] if stdin else []
+        return ["exec", *flags, "-n", self.namespace, CLIENT_POD, "--",
+                "python", "-c", CLIENT_SCRIPT, *args]
+
+
+class Load:
+    """Traffic running in the client pod; `stop()` closes its stdin and returns the counts."""
+
+    def __init__(self, process: subprocess.Popen, max_seconds: float) -> None:
+        self.process, self.max_seconds = process, max_seconds
+
+    def stop(self) -> dict:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        out, err = self.process.communicate(timeout=self.max_seconds + 60)
+        if self.process.returncode != 0 or not out.strip():
+            raise AssertionError(f"load generator failed ({self.process.returncode}): {err}")
+        result = json.loads(out.strip().splitlines()[-1])
+        result["codes"] = {int(code): n for code, n in result["codes"].items()}
+        return result
+
+
+def artifact_configmap(name: str, files: dict[str, bytes]) -> dict:
+    """A ConfigMap carrying binary artifacts (a Model reads configMap://<name>/<key>)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "binaryData": {key: base64.b64encode(data).decode() for key, data in files.items()}}
+
+
+def model_manifest(name: str, version: str, uri: str, sha256: str, *, replicas: int = 1,
+                   rollback: dict | None = None) -> dict:
+    spec: dict[str, Any] = {
+        "version": version,
+        "artifact": {"uri": uri, "sha256": sha256, "format": "joblib"},
+        "replicas": replicas,
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
+    }
+    if rollback:
+        spec["rollback"] = rollback
+    return {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
+            "metadata": {"name": name}, "spec": spec}
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def apply(access: ClusterAccess, namespace: str, *objects: dict) -> None:
+    body = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    access.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+
+
+def pods(access: ClusterAccess, namespace: str, selector: str) -> list[dict]:
+    out = access.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def deploy_v1(e2e_cluster: E2ECluster, namespace: str, artifacts: dict[str, bytes], name: str,
+              **spec: Any) -> dict:
+    """The ConfigMap of `artifacts` and Model `name` at version 1 (good.joblib), serving."""
+    apply(e2e_cluster.access, namespace, artifact_configmap("artifacts", artifacts))
+    v1 = model_manifest(name, "1", "configMap://artifacts/good.joblib",
+                        sha256_hex(artifacts["good.joblib"]), **spec)
+    apply(e2e_cluster.access, namespace, v1)
+    api = e2e_cluster.api()
+    wait_for(lambda: (api.model(namespace, name).get("status") or {}).get("servingVersion") == "1"
+             and (api.condition(namespace, name, "Ready") or ("",))[0] == "True",
+             timeout=240, interval=1, what=f"{name} v1 serving")
+    return v1
