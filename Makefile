@@ -43,3 +43,10 @@ bench-rollback: setup ## Time from first failing request to rollback
 	$(PY) bench/rollback.py
 
 .PHONY: help setup image test test-unit test-cluster cluster-up cluster-down run bench-serving bench-scale bench-rollback
+
+e2e: ## End to end on a real node here: cluster + node, images, operator, samples, tests/e2e
+	bash tools/setup.sh --node
+	$(PY) -m modelops.devcluster up --deploy --dir $(DEVCLUSTER_DIR)
+	KUBECONFIG=$(DEVCLUSTER_DIR)/kubeconfig MODELOPS_USE_EXISTING_CLUSTER=1 $(PYTEST) tests/e2e -p no:cacheprovider
+
+.PHONY: e2e

@@ -16,7 +16,7 @@ from modelops.devcluster.process import Component
 
 LOOPBACK = "127.0.0.1"
 ALL_ADDRESSES = "0.0.0.0"  # the apiserver's bind address when a node's pods must reach it
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/20"  # room for a few thousand Services (the scale benchmark)
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 HEALTH_PATHS = "/healthz,/readyz,/livez,/metrics"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")

@@ -118,7 +118,8 @@ def build_project_images(progress: Callable[[str], None]) -> list[str]:
             progress(line.rstrip("\n"))
         code = proc.wait()
     if code != 0:
-        raise ImageError(f"{IMAGE_BUILD_SCRIPT} exited with code {code}:\n" + "\n".join(lines[-30:]))
+        tail = "\n".join(lines[-30:])
+        raise ImageError(f"{IMAGE_BUILD_SCRIPT} exited with code {code}:\n{tail}")
     for built, deployed in PROJECT_IMAGES.items():
         tagged = _run(["docker", "tag", built, deployed], 60)
         if tagged.returncode != 0:

@@ -1,5 +1,8 @@
 """Pure builders of the child objects the operator owns: plain dicts in, plain dicts out.
 
+Children never carry `app.kubernetes.io/instance`: Argo CD's default tracking label would make
+them look like members of an Application named after the Model, and prunable.
+
 `build_deployment` makes one version's serving Deployment, `build_service` the Model's Service
 (selecting the serving revision), and `build_router_*` the ModelPipeline's router. No API calls,
 no kopf context, no environment: everything comes in as arguments, so tests compare with `==`.
@@ -35,7 +38,6 @@ def service_host(name: str, namespace: str, domain: str = "cluster.local") -> st
 def model_labels(model: str, spec: ModelSpec) -> dict[str, str]:
     return {
         c.LABEL_NAME: "modelops-serving",
-        c.LABEL_INSTANCE: model,
         c.LABEL_VERSION_APP: spec.version,
         c.LABEL_COMPONENT: "model",
         c.LABEL_PART_OF: "modelops",
@@ -88,7 +90,7 @@ def build_service(model: str, *, revision: str, version: str) -> dict:
         "kind": "Service",
         "metadata": {
             "name": model,
-            "labels": {c.LABEL_NAME: "modelops-serving", c.LABEL_INSTANCE: model,
+            "labels": {c.LABEL_NAME: "modelops-serving",
                        c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_PART_OF: "modelops",
                        c.LABEL_MODEL: model, c.LABEL_VERSION: version},
         },
@@ -157,7 +159,7 @@ def build_router_service(pipeline: str) -> dict:
 
 
 def _router_labels(pipeline: str) -> dict[str, str]:
-    return {c.LABEL_NAME: "modelops-router", c.LABEL_INSTANCE: pipeline,
+    return {c.LABEL_NAME: "modelops-router",
             c.LABEL_COMPONENT: "router", c.LABEL_PART_OF: "modelops",
             c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_PIPELINE: pipeline}
 

@@ -73,6 +73,10 @@ def pipeline_ready(steps: list[Mapping[str, Any]]) -> tuple[str, str, str]:
         if not step.get("exists", True):
             return FALSE, "StepModelMissing", (
                 f"step {step['name']}: Model {step['model']} does not exist")
+        if step.get("stalled"):
+            return FALSE, "StepStalled", (
+                f"step {step['name']}: Model {step['model']} is stalled ({step['reason']}) "
+                "and needs a user action")
         if not step.get("ready"):
             return FALSE, "StepNotReady", (
                 f"step {step['name']}: Model {step['model']} is not Ready"

@@ -28,13 +28,18 @@ class Conflict(Exception):
 _clients: dict[str, Any] = {}
 
 
-def configure() -> None:
-    """Load in-cluster credentials, or the kubeconfig when running outside a cluster."""
+def configure(pool_size: int = 20) -> None:
+    """Load in-cluster credentials, or the kubeconfig when running outside a cluster.
+
+    `pool_size` should match the handler threads, so no thread waits for a connection.
+    """
+    configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    api = kubernetes.client.ApiClient()
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    api = kubernetes.client.ApiClient(configuration)
     _clients.update(core=kubernetes.client.CoreV1Api(api), apps=kubernetes.client.AppsV1Api(api),
                     custom=kubernetes.client.CustomObjectsApi(api))
 

@@ -28,11 +28,13 @@ class Monitor:
                            if settings.prometheus_url else None)
         self._history: dict[tuple[str, str], deque[analysis.Snapshot]] = {}
         self._lock = threading.Lock()
+        self._errors: dict[tuple[str, str], str] = {}  # the latest scrape failure, to report
 
     def forget(self, uid: str) -> None:
         with self._lock:
             for key in [k for k in self._history if k[0] == uid]:
                 del self._history[key]
+                self._errors.pop(key, None)
 
     def evaluate(self, *, uid: str, namespace: str, name: str, spec: ModelSpec,
                  status: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
@@ -52,7 +54,8 @@ class Monitor:
                 now - last < policy.interval_seconds - 0.5:
             return None, None
         breaches = previous.get("consecutiveBreaches", 0) if previous.get("revision") == serving else 0
-        decision = self._decide(policy, history, urls, namespace, name, version, now, breaches)
+        decision = self._decide(policy, history, urls, namespace, name, version, now, breaches,
+                                self._errors.get((uid, serving)))
         return decision, {
             "revision": serving, "version": version, "lastEvaluated": iso(now),
             "errorRate": decision.error_rate, "requests": round(decision.requests),
@@ -68,14 +71,16 @@ class Monitor:
         try:
             if urls:
                 history.append(self.scrape.snapshot(urls, model=name, version=version, now=now))
-        except MetricsUnavailable:
-            pass  # the decision below reports it when the window has too little data
+            self._errors.pop((uid, revision), None)
+        except MetricsUnavailable as error:  # reported by the decision if the window lacks data
+            self._errors[(uid, revision)] = str(error)
         horizon = now - policy.window_seconds - 2 * policy.interval_seconds
         while history and history[0].time < horizon:
             history.popleft()
         return list(history)
 
-    def _decide(self, policy, history, urls, namespace, name, version, now, breaches):
+    def _decide(self, policy, history, urls, namespace, name, version, now, breaches,
+                scrape_error=None):
         quality = None
         try:
             if self.prometheus is not None:
@@ -87,8 +92,8 @@ class Monitor:
                     raise MetricsUnavailable("no ready serving pod with an IP to scrape")
                 stats = analysis.window_stats(history, window_seconds=policy.window_seconds,
                                               now=now)
-                if stats is None and history and history[-1].time < now - 1:
-                    raise MetricsUnavailable("the latest scrape of the serving pods failed")
+                if stats is None and scrape_error:
+                    raise MetricsUnavailable(scrape_error)
             if policy.min_accuracy is not None or policy.max_rmse is not None:
                 quality = self.scrape.quality(urls, model=name, version=version) if urls else None
         except MetricsUnavailable as error:

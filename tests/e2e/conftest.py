@@ -206,8 +206,9 @@ def samples(e2e_cluster: E2ECluster) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def artifacts() -> dict[str, bytes]:
-    """Artifacts trained here with the image's scikit-learn. good: LogisticRegression; flaky: log() of the inputs first, so a negative feature becomes
-    NaN and the model raises for those rows (a 500) while positive rows are fine."""
+    """Artifacts trained here with the image's scikit-learn. good: LogisticRegression; flaky:
+    log() of the inputs first, so a negative feature becomes NaN and the model raises for those
+    rows (a 500) while positive rows are fine."""
     X, y = load_iris(return_X_y=True)
     good = LogisticRegression(max_iter=500).fit(X, y)
     flaky = make_pipeline(FunctionTransformer(np.log), FunctionTransformer(validate=True),

@@ -95,9 +95,8 @@ class Load:
         self.process, self.max_seconds = process, max_seconds
 
     def stop(self) -> dict:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        out, err = self.process.communicate(timeout=self.max_seconds + 60)
+        # communicate() closes stdin, which tells the generator to finish and print its counts.
+        out, err = self.process.communicate(input="", timeout=self.max_seconds + 60)
         if self.process.returncode != 0 or not out.strip():
             raise AssertionError(f"load generator failed ({self.process.returncode}): {err}")
         result = json.loads(out.strip().splitlines()[-1])
@@ -140,14 +139,16 @@ def pods(access: ClusterAccess, namespace: str, selector: str) -> list[dict]:
 
 
 def deploy_v1(e2e_cluster: E2ECluster, namespace: str, artifacts: dict[str, bytes], name: str,
-              **spec: Any) -> dict:
-    """The ConfigMap of `artifacts` and Model `name` at version 1 (good.joblib), serving."""
+              *, replicas: int = 1, rollback: dict | None = None) -> dict:
+    """The ConfigMap of `artifacts` and Model `name` at version 1 (good.joblib), serving and
+    promoted (a 5 s bake window), so it is the last good version a later one falls back to."""
     apply(e2e_cluster.access, namespace, artifact_configmap("artifacts", artifacts))
     v1 = model_manifest(name, "1", "configMap://artifacts/good.joblib",
-                        sha256_hex(artifacts["good.joblib"]), **spec)
+                        sha256_hex(artifacts["good.joblib"]), replicas=replicas,
+                        rollback={**(rollback or {}), "bakeWindow": "5s"})
     apply(e2e_cluster.access, namespace, v1)
     api = e2e_cluster.api()
-    wait_for(lambda: (api.model(namespace, name).get("status") or {}).get("servingVersion") == "1"
+    wait_for(lambda: (api.model(namespace, name).get("status") or {}).get("lastGoodVersion") == "1"
              and (api.condition(namespace, name, "Ready") or ("",))[0] == "True",
-             timeout=240, interval=1, what=f"{name} v1 serving")
+             timeout=240, interval=1, what=f"{name} v1 serving and promoted")
     return v1

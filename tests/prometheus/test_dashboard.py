@@ -125,9 +125,9 @@ def start_fleet(work: Path) -> Fleet:
     fleet = Fleet(work)
     iris = fleet.start("iris-1", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "1", **_artifact(
         work / "iris-1.joblib", LogisticRegression(max_iter=1000).fit(features, species))})
+    strict = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression(max_iter=1000))
     fleet.start("iris-2", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "2", **_artifact(
-        work / "iris-2.joblib", make_pipeline(OneHotEncoder(handle_unknown="error"),
-                                              LogisticRegression(max_iter=1000)).fit(features, species))})
+        work / "iris-2.joblib", strict.fit(features, species))})
     risk = fleet.start("risk-1", {c.ENV_MODEL_NAME: "risk", c.ENV_MODEL_VERSION: "1", **_artifact(
         work / "risk-1.joblib", LogisticRegression(max_iter=1000).fit(with_species, species == 2))})
     steps = [{"name": "species", "model": "iris", "url": iris},
@@ -186,7 +186,8 @@ def _traffic(fleet: Fleet, seconds: float, with_v2: bool) -> None:
         _send(session, fleet.urls["iris-1"], "iris", [[5.1, 3.5, 1.4, 0.2]])
         _send(session, fleet.urls["triage"], "triage", [[6.3, 3.3, 6.0, 2.5]])
         if with_v2:  # two in three requests to version 2 carry a value it never saw: a model error
-            _send(session, fleet.urls["iris-2"], "iris", [[5.1, 3.5, 1.4, -0.2 if turn % 3 else 0.2]])
+            width = -0.2 if turn % 3 else 0.2
+            _send(session, fleet.urls["iris-2"], "iris", [[5.1, 3.5, 1.4, width]])
         time.sleep(0.05)
 
 

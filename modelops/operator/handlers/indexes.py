@@ -15,6 +15,7 @@ from modelops import contract
 from modelops.operator.observe import deployment_summary, pod_summary
 
 MODEL = (contract.API_GROUP, contract.API_VERSION, contract.MODEL_PLURAL)
+INDEXES = ("modelops_models", "modelops_deployments", "modelops_pods", "modelops_services")
 CHILD_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY, contract.LABEL_MODEL: kopf.PRESENT}
 
 

@@ -32,7 +32,7 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.posting.level = logging.INFO
-    kube.configure()
+    kube.configure(pool_size=SETTINGS.max_workers)
     metrics.serve(SETTINGS.metrics_port)
     logger.info(f"Serving image {SETTINGS.serving_image}; metrics source "
                 f"{SETTINGS.prometheus_url or 'pod scraping'}")

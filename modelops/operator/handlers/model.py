@@ -1,5 +1,6 @@
 """Model handlers: one idempotent `reconcile_model` pass, triggered by every watch event of the
-Model or of its Deployments and pods, and by a timer that also runs the rollback analysis.
+Model or of its Deployments (and failing pods), and every tick by the `Ticker`, whose passes
+also run the rollback analysis.
 
 A pass: parse the spec, read children from the indexes, maybe analyse, plan (pure), write the
 status (conditional on the resourceVersion it was planned from), post Events, then create or
@@ -9,6 +10,7 @@ planned from a Model older than the operator's own last status write is dropped.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -21,43 +23,51 @@ from kubernetes.client.rest import ApiException
 from modelops import contract
 from modelops.operator import kube, metrics
 from modelops.operator.builders import build_deployment, build_service, deployment_name, service_host
-from modelops.operator.conditions import apply_all, STALLED, READY, FALSE, TRUE
-from modelops.operator.handlers.indexes import MODEL, first
+from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
+from modelops.operator.handlers.indexes import INDEXES, MODEL, first
 from modelops.operator.handlers.lifecycle import MONITOR, SETTINGS
-from modelops.operator.observe import revision_states
+from modelops.operator.observe import pod_failure, revision_states
 from modelops.operator.rollout import Plan, PlanInput, iso, plan_model
 from modelops.operator.spec import SpecError, parse_model
+from modelops.operator.ticker import Ticker
 
+log = logging.getLogger(__name__)
 _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 _written: dict[str, int] = {}  # uid -> resourceVersion of the operator's last status write
 
 
+def _tick_model(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
+    reconcile_model(body, indexes, log, analyse=True)
+
+
+TICKER = Ticker("models", SETTINGS.tick_seconds, SETTINGS.max_workers, _tick_model)
+
+
 @kopf.on.event(*MODEL)
 def on_model_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
+    uid = body["metadata"]["uid"]
     if type == "DELETED":
-        uid = body["metadata"]["uid"]
+        TICKER.forget(uid)
         _locks.pop(uid, None), _written.pop(uid, None)
         MONITOR.forget(uid)
         metrics.forget_model(body["metadata"]["namespace"], body["metadata"]["name"])
         return
-    reconcile_model(body, kwargs, logger, analyse=False)
-
-
-@kopf.timer(*MODEL, interval=SETTINGS.tick_seconds, sharp=False)
-def tick_model(body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
-    reconcile_model(body, kwargs, logger, analyse=True)
+    indexes = {name: kwargs[name] for name in INDEXES}
+    TICKER.track(uid, copy.deepcopy(dict(body)), indexes)
+    reconcile_model(body, indexes, logger, analyse=False)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
                                                     contract.LABEL_MODEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "pods", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
-                                         contract.LABEL_MODEL: kopf.PRESENT})
+                                         contract.LABEL_MODEL: kopf.PRESENT},
+               when=lambda status, **_: bool(pod_failure(status)))  # readiness comes via Deployments
 def on_child_event(namespace: str, labels: kopf.Labels, logger: logging.Logger,
                    **kwargs: Any) -> None:
     """A child changed (became ready, failed, was deleted or edited): re-plan its Model."""
     model = first(kwargs["modelops_models"], (namespace, labels[contract.LABEL_MODEL]))
     if model is not None:
-        reconcile_model(model, kwargs, logger, analyse=False)
+        reconcile_model(model, {name: kwargs[name] for name in INDEXES}, logger, analyse=False)
 
 
 def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
@@ -167,7 +177,8 @@ def _report(body, logger, kind: str, child: dict, result: str | None) -> None:
 def _write_invalid(body: Mapping[str, Any], message: str) -> None:
     meta, status = body["metadata"], dict(body.get("status") or {})
     conditions = apply_all(status.get("conditions") or [], {
-        READY: (FALSE, "InvalidSpec", message), STALLED: (TRUE, "InvalidSpec", message)},
+        READY: (FALSE, "InvalidSpec", message), STALLED: (TRUE, "InvalidSpec", message),
+        RECONCILING: None},
         now=iso(time.time()), generation=meta["generation"])
     _write_status(body, status, {**status, "conditions": conditions,
                                  "observedGeneration": meta["generation"]})

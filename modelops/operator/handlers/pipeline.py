@@ -1,9 +1,11 @@
 """ModelPipeline handlers: run the router (the serving image in pipeline mode) and its Service,
 and report the pipeline Ready only when the router and every step's Model are Ready.
+Passes run on every watch event of the pipeline and every tick (step Models change status
+without touching the pipeline).
 
 Step Models are read from the Model index, so a step whose Model is deleted is reported
-(`StepModelMissing`) instead of failing the pass. Passes follow the Model handlers' pattern:
-events and a timer trigger one idempotent `reconcile_pipeline`.
+(`StepModelMissing`) instead of failing the pass, and a step Model that is Stalled (rolled back,
+artifact refused) stalls the pipeline too (`StepStalled`), so GitOps tools stop waiting.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from modelops.operator.handlers.lifecycle import SETTINGS
 from modelops.operator.observe import deployment_summary
 from modelops.operator.rollout import iso
 from modelops.operator.spec import PipelineSpec, SpecError, parse_pipeline
+from modelops.operator.ticker import Ticker
 
 PIPELINE = (contract.API_GROUP, contract.API_VERSION, contract.PIPELINE_PLURAL)
 ROUTER_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
                  contract.LABEL_PIPELINE: kopf.PRESENT}
+log = logging.getLogger(__name__)
 _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -51,13 +55,32 @@ def modelops_router_services(namespace: str, labels: kopf.Labels, body: kopf.Bod
         "spec": copy.deepcopy(dict(body.get("spec", {})))}}
 
 
+INDEXES = ("modelops_models", "modelops_routers", "modelops_router_services")
+
+
+def _tick_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
+    reconcile_pipeline(body, indexes, log)
+
+
+TICKER = Ticker("pipelines", SETTINGS.tick_seconds, 4, _tick_pipeline)
+
+
 @kopf.on.event(*PIPELINE)
-@kopf.timer(*PIPELINE, interval=SETTINGS.tick_seconds, sharp=False)
-def reconcile_pipeline(body: kopf.Body, logger: logging.Logger, type: str | None = None,
-                       **indexes: Any) -> None:
+def on_pipeline_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
+    uid = body["metadata"]["uid"]
+    if type == "DELETED":
+        TICKER.forget(uid)
+        _locks.pop(uid, None)
+        return
+    indexes = {name: kwargs[name] for name in INDEXES}
+    TICKER.track(uid, copy.deepcopy(dict(body)), indexes)
+    reconcile_pipeline(body, indexes, logger)
+
+
+def reconcile_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any],
+                       logger: logging.Logger) -> None:
     meta = body["metadata"]
-    if type == "DELETED" or meta.get("deletionTimestamp"):
-        _locks.pop(meta["uid"], None)
+    if meta.get("deletionTimestamp"):
         return
     with _locks[meta["uid"]]:
         key = (meta["namespace"], meta["name"])
@@ -92,17 +115,16 @@ def _pipeline_status(key: tuple[str, str], spec: PipelineSpec, status: Mapping[s
     router_ready = bool(router and router["updated"] and router["ready"] >= router["replicas"] > 0)
     if ready[0] == TRUE and not router_ready:
         ready = (FALSE, "RouterNotReady", f"router {router_name(name)} has no ready pod yet")
-    reconciling = None if ready[0] == TRUE or ready[1] == "StepModelMissing" else \
-        (TRUE, ready[1], ready[2])
-    stalled = (TRUE, ready[1], ready[2]) if ready[1] == "StepModelMissing" else \
-        (FALSE, ready[1], ready[2])
+    blocked = ready[1] in ("StepModelMissing", "StepStalled")
+    reconciling = None if ready[0] == TRUE or blocked else (TRUE, ready[1], ready[2])
+    stalled = (TRUE if blocked else FALSE, ready[1], ready[2])
     conditions = apply_all(status.get("conditions") or [],
                            {READY: ready, RECONCILING: reconciling, STALLED: stalled},
                            now=iso(time.time()), generation=generation)
     host = service_host(router_name(name), namespace, SETTINGS.cluster_domain)
     return {**status, "observedGeneration": generation, "conditions": conditions,
             "url": f"http://{host}/v2/models/{name}/infer",
-            "steps": [{k: v for k, v in s.items() if k != "exists" and k != "reason"}
+            "steps": [{k: v for k, v in s.items() if k not in ("exists", "reason", "stalled")}
                       for s in steps]}
 
 
@@ -112,10 +134,12 @@ def _step_status(namespace: str, step: str, model: str, models: Any) -> dict:
         return {"name": step, "model": model, "ready": False, "servingVersion": "",
                 "exists": False}
     model_status = body.get("status") or {}
-    ready = get_condition(model_status.get("conditions") or [], READY) or {}
+    conditions = model_status.get("conditions") or []
+    ready = get_condition(conditions, READY) or {}
+    stalled = get_condition(conditions, STALLED) or {}
     return {"name": step, "model": model, "ready": ready.get("status") == TRUE,
             "servingVersion": model_status.get("servingVersion", ""), "exists": True,
-            "reason": ready.get("reason", "")}
+            "stalled": stalled.get("status") == TRUE, "reason": ready.get("reason", "")}
 
 
 def _apply_router(body, spec: PipelineSpec, router, indexes, logger) -> None:
@@ -138,7 +162,8 @@ def _apply_router(body, spec: PipelineSpec, router, indexes, logger) -> None:
 
 def _invalid(status: Mapping[str, Any], message: str, generation: int) -> dict:
     conditions = apply_all(status.get("conditions") or [], {
-        READY: (FALSE, "InvalidSpec", message), STALLED: (TRUE, "InvalidSpec", message)},
+        READY: (FALSE, "InvalidSpec", message), STALLED: (TRUE, "InvalidSpec", message),
+        RECONCILING: None},
         now=iso(time.time()), generation=generation)
     return {**status, "conditions": conditions, "observedGeneration": generation}
 

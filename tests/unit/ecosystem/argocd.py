@@ -71,8 +71,9 @@ class HealthScript:
             result = self._run(self.source, self._to_lua(as_json))
         except lua51.LuaError as error:
             raise LuaScriptError(str(error)) from None
-        if lua51.lua_type(result) != "table":
-            raise LuaScriptError(f"expect table output from Lua script, not {lua51.lua_type(result)}")
+        kind = lua51.lua_type(result)
+        if kind != "table":
+            raise LuaScriptError(f"expect table output from Lua script, not {kind}")
         status, message = result["status"], result["message"]
         if status not in HEALTH_STATUSES:
             return Health("Unknown", INVALID_STATUS)

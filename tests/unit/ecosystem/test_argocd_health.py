@@ -63,8 +63,9 @@ def test_generation_gate_comes_before_everything_else():
     obj["metadata"]["generation"] += 1
     obj["spec"]["suspend"] = True
     obj["status"]["conditions"].append({"type": "Stalled", "status": "True", "reason": "X"})
+    generation = obj["metadata"]["generation"]
     assert SCRIPTS["Model"].health(obj) == Health(
-        "Progressing", f"Waiting for the operator to observe generation {obj['metadata']['generation']}")
+        "Progressing", f"Waiting for the operator to observe generation {generation}")
 
 
 def test_a_ready_condition_older_than_the_status_is_not_trusted():

@@ -8,11 +8,13 @@ rules first, so a pass here means what it says.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from modelops import contract
 from tests.unit.ecosystem import kstatus
-from tests.unit.ecosystem.argocd import health_cases, load_object
+from tests.unit.ecosystem.argocd import ROOT, health_cases, load_object
 from tests.unit.ecosystem.states import EXPECTED, MODEL_STATES
 
 CAPTURED = [c for kind in (contract.MODEL_KIND, contract.PIPELINE_KIND) for c in health_cases(kind)]
@@ -67,3 +69,11 @@ def test_state_machine_output(state):
 def test_statuses_captured_from_the_operator(case):
     obj = load_object(case.input_path)
     assert kstatus.compute(obj).status == EXPECTED[case.kind][case.input_path.stem][1]
+
+
+def test_the_docs_table_says_what_the_tests_check():
+    doc = (ROOT / "docs" / "ecosystem.md").read_text()
+    rows = re.findall(r"^\| (Model|ModelPipeline) \| ([\w-]+) \| (\w+) \| (\w+) \|$", doc, re.M)
+    assert {(kind, state): (argocd, flux) for kind, state, argocd, flux in rows} == {
+        (kind, state): health for kind, states in EXPECTED.items()
+        for state, health in states.items()}
