@@ -79,6 +79,7 @@ class _Machine:
         self.history: list[dict] = self.status.setdefault("history", [])
         self.events: list[tuple[str, str, str]] = []
         self.outcome: tuple[str, str, str] = ("", "", "")  # (state, reason, message) for conditions
+        self.manual_target: str | None = None  # a manual rollback waiting for its pods
 
     # --- helpers -----------------------------------------------------------------------------
     def event(self, type_: str, reason: str, message: str) -> None:
@@ -133,6 +134,9 @@ class _Machine:
                             "spec.suspend is true: the operator takes no action")
             return self.plan(touch=False)
         target = self.spec.revision
+        requested = self.inp.annotations.get(contract.ANNOTATION_ROLLBACK_TO, "")
+        if requested and requested != (self.status.get("rollback") or {}).get("requested"):
+            self.manual_rollback(requested)
         if not self.status.get("servingRevision"):
             self.start_entry("RollingOut")
             self.serve(target)
@@ -287,6 +291,41 @@ class _Machine:
         elif self.spec.revision == self.status["servingRevision"]:
             self.outcome = ("Serving", "Serving", f"version {version} is serving")
 
+    def manual_rollback(self, version: str) -> None:
+        """`modelops rollback --to VERSION`: serve an earlier version that served before."""
+        st = self.status
+        entry = next((h for h in reversed(self.history) if h.get("version") == version
+                      and h.get("outcome") in ("Promoted", "Serving", "Superseded")), None)
+        serving = st.get("servingRevision")
+        if entry is None or entry["revision"] == serving:
+            reason = "nothing to do: it is serving" if entry else "it never served"
+            st["rollback"] = {**(st.get("rollback") or {}), "requested": version}
+            self.event("Warning" if entry is None else "Normal", "RollbackRequestIgnored",
+                       f"Rollback to version {version} ignored: {reason}")
+            return
+        revision = entry["revision"]
+        if not self.observed(revision).available:
+            self.manual_target = revision  # scaled up by children(); switched when ready
+            self.outcome = ("Progressing", "ManualRollback",
+                            f"waiting for version {version}'s pods before rolling back to it")
+            return
+        from_version = self.spec_at(serving).version if serving else ""
+        st["rollback"] = {
+            "fromVersion": self.spec.version, "toVersion": version,
+            "fromRevision": self.spec.revision, "toRevision": revision,
+            "time": iso(self.now), "reason": "ManualRollback", "requested": version,
+            "message": f"requested with the {contract.ANNOTATION_ROLLBACK_TO} annotation",
+            "generation": self.inp.generation,
+            "retryToken": self.inp.annotations.get(contract.ANNOTATION_RETRY, ""),
+        }
+        if serving and serving != revision:
+            self.end_entry(serving, "RolledBack", "ManualRollback")
+        st["rollout"] = None
+        self.serve(revision)
+        st["lastGoodRevision"], st["lastGoodVersion"] = revision, version
+        self.event("Warning", "RolledBack", f"Rolled back version {from_version} to {version} "
+                   f"as requested by the {contract.ANNOTATION_ROLLBACK_TO} annotation")
+
     def roll_back(self, decision: Decision) -> None:
         st, policy = self.status, self.spec.rollback
         serving, good = st["servingRevision"], st["lastGoodRevision"]
@@ -298,6 +337,7 @@ class _Machine:
             "window": f"{int(policy.window_seconds)}s", "requests": round(decision.requests),
             "message": decision.message, "generation": self.inp.generation,
             "retryToken": self.inp.annotations.get(contract.ANNOTATION_RETRY, ""),
+            "requested": (st.get("rollback") or {}).get("requested"),
         }
         self.end_entry(serving, "RolledBack", decision.reason)
         self.serve(good)
@@ -324,6 +364,8 @@ class _Machine:
         size; up to keepPrevious older promoted versions kept at zero; the rest deleted."""
         st, replicas, target = self.status, self.spec.replicas, self.spec.revision
         keep: dict[str, int] = {serving: replicas}
+        if self.manual_target:
+            keep[self.manual_target] = replicas
         good = st.get("lastGoodRevision")
         if good and good != serving:
             keep[good] = replicas

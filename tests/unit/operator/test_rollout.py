@@ -242,3 +242,36 @@ def test_keep_previous_bounds_warm_deployments(keep):
         world.step(61)
     assert world.status["lastGoodVersion"] == "4"
     assert len(world.existing) == 1 + keep
+
+
+def test_manual_rollback_annotation_serves_an_earlier_version_once():
+    world = World(rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    v1 = serving_v1(world)
+    world.apply(version="2", sha256=SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    world.step(1)
+    world.ready.add(world.revision("2", SHA_B))
+    world.step(1)
+    world.step(61)
+    assert world.status["lastGoodVersion"] == "2"
+    world.ready.discard(v1)  # v1 was scaled to zero after v2's promotion
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1"
+    plan = world.step(1)
+    assert plan.deployments[v1][1] == 2, "scaled back up first"
+    assert plan.service_revision != v1
+    world.ready.add(v1)
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert world.status["rollback"]["reason"] == "ManualRollback"
+    assert world.status["lastGoodVersion"] == "1"
+    assert world.condition("Stalled") == ("True", "RolledBack"), "spec still asks for v2"
+    assert world.step(5).events == [], "the annotation is handled once"
+
+
+def test_manual_rollback_to_a_version_that_never_served_is_ignored():
+    world = World()
+    v1 = serving_v1(world)
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "7"
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert [e[1] for e in plan.events] == ["RollbackRequestIgnored"]
+    assert world.step(1).events == []
