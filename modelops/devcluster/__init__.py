@@ -6,5 +6,8 @@ both the `tests/cluster` harness (see tests/cluster/conftest.py) and the local c
 `python -m modelops.devcluster up|down|status`. Modules: `pki` and `kubeconfig` (pure builders),
 `components` (pure: paths, ports, argv), `process` (start/probe/stop one process), `state`
 (state.json), `cluster` (`ControlPlane`), `binaries` (find or build them), `access` (kubectl and
-the Python client for a cluster).
+the Python client for a cluster). With `up --node` a real node joins (the tests/e2e tier):
+`node` (`Node`: containerd, kubelet, kube-proxy, CoreDNS), `node_config` and `node_plan` (pure:
+files, processes, API objects), `node_net` (bridge, routes, guard rules), `node_images` (Docker
+builds, containerd imports) and `node_deploy` (operator and samples, as a user installs them).
 """

@@ -48,6 +48,9 @@ class Monitor:
         urls = {p["name"]: f"http://{p['ip']}:{contract.DEFAULT_PORT}{contract.PATH_METRICS}"
                 for p in pods if p["revision"] == serving and p["ip"] and not p["deleting"]}
         history = self._remember(uid, serving, urls, name, version, now, policy)
+        if self.prometheus is None and urls and len(history) < 2 \
+                and (uid, serving) not in self._errors:
+            return None, None  # the first scrapes of a new version: nothing to judge yet
         previous = status.get("analysis") or {}
         last = parse_iso(previous.get("lastEvaluated"))
         if last is not None and previous.get("revision") == serving and \

@@ -25,6 +25,7 @@ from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
 from modelops.devcluster.components import BINARIES
+from tests.cluster.support import Cluster, OperatorProcess
 
 HERE = Path(__file__).resolve().parent
 CRDS_DIR = HERE.parents[1] / "crds"
@@ -145,6 +146,22 @@ def crds(control_plane: ClusterAccess) -> Iterator[list[str]]:
         pytest.fail(f"{CRDS_DIR} applied, but none of it is a CustomResourceDefinition", False)
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *definitions)
     yield applied
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane: ClusterAccess, crds, tmp_path_factory) -> Iterator[OperatorProcess]:
+    """The operator as its own process (`python -m modelops.operator`), one per test module."""
+    process = OperatorProcess(control_plane.kubeconfig,
+                              tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield process
+    process.stop()
+    assert "Traceback" not in process.log(), process.log()[-4000:]
+
+
+@pytest.fixture
+def cluster(control_plane: ClusterAccess, operator: OperatorProcess) -> Cluster:
+    """Typed API access for assertions, with the module's operator running."""
+    return Cluster(control_plane.api_client())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -29,7 +29,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from modelops import contract
 from modelops.operator.spec import parse_model
-from tests.cluster.support import Cluster, OperatorProcess, wait_for
+from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_B, SHA_C, model_spec
 from tests.unit.ecosystem import kstatus
 from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, HealthScript
@@ -88,20 +88,6 @@ def exporter():
         pytest.fail(f"cannot listen on {ip}:{contract.DEFAULT_PORT} for the fake pods: {error}")
     yield started
     started.close()
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, crds, tmp_path_factory):
-    process = OperatorProcess(control_plane.kubeconfig,
-                              tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-4000:]
-
-
-@pytest.fixture
-def cluster(control_plane, operator) -> Cluster:
-    return Cluster(control_plane.api_client())
 
 
 @pytest.fixture(scope="module")

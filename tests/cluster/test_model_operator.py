@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from modelops import contract
 from modelops.operator.builders import build_deployment, deployment_name
 from modelops.operator.spec import parse_model
-from tests.cluster.support import Cluster, OperatorProcess, wait_for
+from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_A, SHA_B, model_spec
 
 QUIET_ROLLBACK = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, crds, tmp_path_factory):
-    process = OperatorProcess(control_plane.kubeconfig,
-                              tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-4000:]
-
-
-@pytest.fixture
-def cluster(control_plane, operator) -> Cluster:
-    return Cluster(control_plane.api_client())
 
 
 def _model(name: str, **spec) -> dict:

@@ -42,7 +42,7 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
     try:
         for name in names:
             target = v2 if name in upgraded else v1
-            model = wait_for(lambda: (m := cluster.model(namespace, name)).get("status", {}).get(
+            wait_for(lambda: (m := cluster.model(namespace, name)).get("status", {}).get(
                 "observedGeneration") == m["metadata"]["generation"] and m, what=f"{name} observed")
             wait_for(lambda: target in cluster.deployments(namespace, name), what=f"{name} target")
             status = cluster.model(namespace, name)["status"]

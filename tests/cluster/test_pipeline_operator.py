@@ -6,31 +6,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from modelops import contract
 from modelops.operator.builders import router_name
-from tests.cluster.support import Cluster, OperatorProcess, wait_for
-from tests.cluster.test_model_operator import QUIET_ROLLBACK, _model, _revision
+from tests.cluster.support import wait_for
+from tests.cluster.test_model_operator import _model, _revision
 from tests.factories import SHA_B
 
 PIPELINE = {"steps": [{"name": "price", "model": "house-price"},
                       {"name": "diagnosis", "model": "diagnosis", "input": "features+previous"}],
             "timeoutSeconds": 3}
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, crds, tmp_path_factory):
-    process = OperatorProcess(control_plane.kubeconfig,
-                              tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-4000:]
-
-
-@pytest.fixture
-def cluster(control_plane, operator) -> Cluster:
-    return Cluster(control_plane.api_client())
 
 
 def _pipeline(name: str = "dx") -> dict:
