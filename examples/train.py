@@ -32,6 +32,7 @@ from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO / "deploy" / "samples"
@@ -77,8 +78,11 @@ def train_diagnosis(house_price: Any) -> Trained:
 
 
 def train_all() -> list[Trained]:
-    house_price = train_house_price()
-    return [train_iris(), house_price, train_diagnosis(house_price.estimator)]
+    # One BLAS thread: with several, float sums depend on how work is split, so a loaded machine
+    # could train different bytes than a quiet one.
+    with threadpool_limits(limits=1):
+        house_price = train_house_price()
+        return [train_iris(), house_price, train_diagnosis(house_price.estimator)]
 
 
 def sha256_of(path: Path) -> str:

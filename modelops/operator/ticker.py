@@ -42,15 +42,21 @@ class Ticker:
             self._objects.pop(uid, None)
 
     def stop(self) -> None:
+        """Finish the current tick, then run no more (kopf's cleanup calls this)."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 30)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             started = time.monotonic()
             with self._lock:
                 objects = list(self._objects.values())
-            futures = [self._pool.submit(ctx.copy().run, self._safe_pass, body, indexes)
-                       for body, ctx, indexes in objects]
+            try:
+                futures = [self._pool.submit(ctx.copy().run, self._safe_pass, body, indexes)
+                           for body, ctx, indexes in objects]
+            except RuntimeError:  # the interpreter is exiting and has shut the pool down
+                return
             wait(futures)
             took = time.monotonic() - started
             if took > self.interval:

@@ -64,8 +64,10 @@ def test_ready_pods_make_it_ready_then_promoted(cluster, namespace):
     wait_for(lambda: cluster.condition(namespace, "iris") == ("True", "Serving"), what="Serving")
     status = cluster.model(namespace, "iris")["status"]
     assert status["lastGoodVersion"] == "1"
-    reasons = {reason for _, reason in cluster.events(namespace, "iris")}
-    assert {"DeploymentCreated", "ServiceCreated", "RolledOut", "Promoted"} <= reasons
+    wanted = {"DeploymentCreated", "ServiceCreated", "RolledOut", "Promoted"}
+    # kopf posts Events in the background, a moment after the status write
+    wait_for(lambda: wanted <= {reason for _, reason in cluster.events(namespace, "iris")},
+             what=f"Events {wanted}")
 
 
 def test_new_version_rolls_out_beside_the_old_one(cluster, namespace):
@@ -144,7 +146,8 @@ def test_checksum_mismatch_is_shown_with_the_containers_reason(cluster, namespac
                if c["type"] == "Stalled"][0]
     assert "artifact sha256 is" in stalled["message"]
     assert cluster.service_revision(namespace, "iris") == v1
-    assert ("Warning", "ChecksumMismatch") in cluster.events(namespace, "iris")
+    wait_for(lambda: ("Warning", "ChecksumMismatch") in cluster.events(namespace, "iris"),
+             what="the Warning Event")
 
 
 def test_second_model_with_invalid_spec_reports_it(cluster, namespace):

@@ -64,10 +64,11 @@ def test_pipeline_runs_a_router_and_aggregates_step_status(cluster, namespace):
     assert _steps(cluster, namespace) == [
         {"name": "price", "model": "house-price", "ready": True, "servingVersion": "1"},
         {"name": "diagnosis", "model": "diagnosis", "ready": True, "servingVersion": "2"}]
-    assert ("Normal", "AllStepsReady") in cluster.events(namespace, "dx")
+    wait_for(lambda: ("Normal", "AllStepsReady") in cluster.events(namespace, "dx"), what="Event")
 
     cluster.custom.delete_namespaced_custom_object(contract.API_GROUP, contract.API_VERSION,
                                                    namespace, contract.MODEL_PLURAL, "diagnosis")
     wait_for(lambda: cluster.condition(namespace, "dx", plural=plural) ==
              ("False", "StepModelMissing"), what="deleted step reported")
-    assert ("Warning", "StepModelMissing") in cluster.events(namespace, "dx")
+    wait_for(lambda: ("Warning", "StepModelMissing") in cluster.events(namespace, "dx"),
+             what="Event")

@@ -180,13 +180,14 @@ def test_bad_version_is_rolled_back_and_not_retried(scenario):
         assert (record["fromVersion"], record["toVersion"]) == ("2", "1")
         assert record["reason"] == "ErrorRateAboveThreshold"
         assert record["errorRate"] > 0.05 and record["requests"] >= 10
-        assert s.cluster.service_revision(ns, "iris") == v1
+        # status is written first, then the Service is switched (a moment later)
+        wait_for(lambda: s.cluster.service_revision(ns, "iris") == v1, what="Service on v1")
         assert traffic.codes[(v2, 500)] > 0 and traffic.codes[(v1, 500)] == 0
         print(f"first failing request -> rollback: "
               f"{rolled_back_at - traffic.first_error_at:.1f} s (source {s.operator.env.get('MODELOPS_OPERATOR_PROMETHEUS_URL', 'scrape')})")
     assert s.cluster.condition(ns, "iris", "Stalled") == ("True", "RolledBack")
     assert s.cluster.condition(ns, "iris", "Ready") == ("False", "RolledBack")
-    assert ("Warning", "RolledBack") in s.cluster.events(ns, "iris")
+    wait_for(lambda: ("Warning", "RolledBack") in s.cluster.events(ns, "iris"), what="Event")
     history = s.status()["history"]
     assert [h["outcome"] for h in history if h["version"] == "2"] == ["RolledBack"]
     metrics = requests.get(f"http://127.0.0.1:{s.operator.metrics_port}/metrics", timeout=5).text
@@ -208,7 +209,7 @@ def test_bad_version_is_rolled_back_and_not_retried(scenario):
         wait_for(lambda: s.cluster.service_revision(ns, "iris") == v3, what="v3 serving")
         wait_for(lambda: s.status().get("lastGoodVersion") == "3", timeout=60, what="v3 promoted")
     assert s.cluster.condition(ns, "iris", "Ready") == ("True", "Serving")
-    assert ("Normal", "Promoted") in s.cluster.events(ns, "iris")
+    wait_for(lambda: ("Normal", "Promoted") in s.cluster.events(ns, "iris"), what="Event")
 
 
 @pytest.mark.parametrize("scenario", ["scrape"], indirect=True)

@@ -6,6 +6,8 @@ Artifacts travel in ConfigMaps (the `artifacts` fixture)."""
 
 from __future__ import annotations
 
+import time
+
 from modelops import contract
 from tests.cluster.support import wait_for
 from tests.e2e.support import apply, deploy_v1, model_manifest, pods, sha256_hex, v1_predict_url
@@ -37,7 +39,7 @@ def test_bad_checksum_never_serves_and_the_old_version_keeps_answering(
 
 
 def test_failing_version_is_rolled_back_on_scraped_error_rate(
-        e2e_cluster, namespace, artifacts, client):
+        e2e_cluster, namespace, artifacts, client, record_property):
     deploy_v1(e2e_cluster, namespace, artifacts, "flaky", rollback=FAST_ROLLBACK)
     api = e2e_cluster.api()
     good_revision = api.service_revision(namespace, "flaky")
@@ -49,8 +51,10 @@ def test_failing_version_is_rolled_back_on_scraped_error_rate(
         apply(e2e_cluster.access, namespace, v2)
         wait_for(lambda: api.service_revision(namespace, "flaky") not in (None, good_revision),
                  timeout=240, interval=0.5, what="v2 serving")
+        v2_serving_at = time.monotonic()
         wait_for(lambda: api.condition(namespace, "flaky", "Stalled") == ("True", "RolledBack"),
                  timeout=240, interval=1, what="Stalled=RolledBack")
+        record_property("seconds_to_rollback", round(time.monotonic() - v2_serving_at, 1))
     finally:
         during = load.stop()
     status = api.model(namespace, "flaky")["status"]
@@ -58,8 +62,13 @@ def test_failing_version_is_rolled_back_on_scraped_error_rate(
     assert status["rollback"]["errorRate"] > FAST_ROLLBACK["errorRateThreshold"]
     assert api.service_revision(namespace, "flaky") == good_revision
     assert during["codes"].get(500, 0) > 0, during  # v2 really failed for the negative rows
-    after = client.start_load(url, concurrency=2, max_seconds=8, bad_share=0.3).stop()
-    assert set(after["codes"]) == {200}, after  # v1 answers every row, negative ones too
+    load = client.start_load(url, concurrency=2, max_seconds=30, bad_share=0.3)
+    time.sleep(8)
+    after = load.stop()
+    # v1 answers every row, negative ones too; only v2's pods going away may drop a connection
+    # that was already routed to them (at most one per client thread).
+    assert 500 not in after["codes"] and after["codes"].get(200, 0) > 50, after
+    assert after["requests"] - after["codes"][200] <= 2, after
     assert ("Warning", "RolledBack") in api.events(namespace, "flaky")
 
 

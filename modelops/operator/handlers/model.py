@@ -43,6 +43,11 @@ def _tick_model(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
 TICKER = Ticker("models", SETTINGS.tick_seconds, SETTINGS.max_workers, _tick_model)
 
 
+@kopf.on.cleanup()
+def stop_models_ticker(**_: Any) -> None:
+    TICKER.stop()
+
+
 @kopf.on.event(*MODEL)
 def on_model_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
     uid = body["metadata"]["uid"]

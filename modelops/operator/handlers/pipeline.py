@@ -65,6 +65,11 @@ def _tick_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
 TICKER = Ticker("pipelines", SETTINGS.tick_seconds, 4, _tick_pipeline)
 
 
+@kopf.on.cleanup()
+def stop_pipelines_ticker(**_: Any) -> None:
+    TICKER.stop()
+
+
 @kopf.on.event(*PIPELINE)
 def on_pipeline_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
     uid = body["metadata"]["uid"]

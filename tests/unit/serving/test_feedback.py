@@ -92,3 +92,24 @@ def test_concurrent_remembering(tmp_path):
         thread.join(timeout=60)
     store.flush()
     assert all(store.record(f"{n}-199", [199], "accuracy")["value"] == 1.0 for n in range(4))
+
+
+def test_predictions_gather_into_one_transaction_and_feedback_does_not_wait_for_it(tmp_path):
+    # The writer would linger a minute before its next transaction; record() must cut that short.
+    store = FeedbackStore(tmp_path / "f.sqlite3", window=100, write_interval=60.0)
+    for index in range(3):
+        store.remember(f"id-{index}", [index])
+    assert store.record("id-2", [2], "accuracy")["value"] == 1.0
+    assert store.transactions == 1
+    store.remember("late", [5])
+    assert store.flush() is True
+    assert store.transactions == 2 and store.record("late", [4], "accuracy")["value"] == 0.0
+
+
+def test_a_long_backlog_is_written_in_full_batches(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3", window=10, write_interval=60.0)
+    for index in range(2500):
+        store.remember(f"id-{index}", [index])
+    assert store.flush() is True
+    assert store.transactions == 3
+    assert store.record("id-2499", [2499], "accuracy")["value"] == 1.0

@@ -282,7 +282,11 @@ def test_sigterm_during_load_loses_no_accepted_request(artifacts, tmp_path):
     for client in clients:
         client.join(timeout=60)
     assert server.process.wait(timeout=60) == 0
-    before = [o for o in outcomes if o[0] < signalled]
+    # A connection refused was never accepted: its thread started just before SIGTERM but
+    # connected after the listener closed (seen on a loaded machine).
+    refused = [o for o in outcomes if isinstance(o[2], requests.ConnectionError)
+               and "Connection refused" in str(o[2])]
+    before = [o for o in outcomes if o[0] < signalled and o not in refused]
     in_flight = [o for o in before if o[1] > signalled]
     assert in_flight, "no request was in flight at SIGTERM; the test proved nothing"
     assert all(outcome == 200 for _, _, outcome in before), [o for o in before if o[2] != 200]
