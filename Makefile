@@ -9,8 +9,8 @@ DEVCLUSTER_DIR ?= $(HOME)/.cache/modelops/devcluster
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-setup: ## Install Debian packages, the venv and the pinned Kubernetes binaries (idempotent)
-	bash tools/setup.sh
+setup: ## Install Debian packages, the venv, the pinned Kubernetes binaries and the node's (idempotent)
+	bash tools/setup.sh --node
 
 image: setup ## Build the serving and operator images (offline-capable)
 	bash tools/image/build.sh
@@ -42,11 +42,8 @@ bench-scale: setup ## Operator convergence with 100/300/1000 Models
 bench-rollback: setup ## Time from first failing request to rollback
 	$(PY) bench/rollback.py
 
-.PHONY: help setup image test test-unit test-cluster cluster-up cluster-down run bench-serving bench-scale bench-rollback
-
-e2e: ## End to end on a real node here: cluster + node, images, operator, samples, tests/e2e
-	bash tools/setup.sh --node
+e2e: setup ## End to end on a real node here: cluster + node, images, operator, samples, tests/e2e
 	$(PY) -m modelops.devcluster up --deploy --dir $(DEVCLUSTER_DIR)
 	KUBECONFIG=$(DEVCLUSTER_DIR)/kubeconfig MODELOPS_USE_EXISTING_CLUSTER=1 $(PYTEST) tests/e2e -p no:cacheprovider
 
-.PHONY: e2e
+.PHONY: help setup image test test-unit test-cluster cluster-up cluster-down run e2e bench-serving bench-scale bench-rollback

@@ -34,6 +34,7 @@ from modelops.devcluster.cluster import ControlPlane, ProcessStatus, free_loopba
 from modelops.devcluster.kubeconfig import build_kubeconfig, write_kubeconfig
 from modelops.devcluster.node_images import ImageError, build_pause_image, ensure_imported
 from modelops.devcluster.pki import KeyPair, issue_client_cert
+from modelops.devcluster.node_net import host_problems as node_problems
 from modelops.devcluster.process import (
     RunningProcess, StartError, is_running, probe, rss_bytes, spawn, stop, tail, wait_healthy,
 )
@@ -42,13 +43,17 @@ from modelops.devcluster.state import StateError, decode_process, encode_process
 LOCK_FILE = Path("/run/modelops-dev-node")
 NODE_DIRNAME = "node"  # the node's dir under the cluster's work dir
 NODE_BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "node" / "build.sh"
-CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 STATE_VERSION = 1
-RESET_TIMEOUT = 120.0
+RESET_TIMEOUT = 60.0
+RESET_ATTEMPTS = 3
 
 
 class NodeError(RuntimeError):
     """The node could not start or be reached; the message says which part and why."""
+
+
+class NodeBusyError(NodeError):
+    """Another dev node holds this host (its bridge, its iptables chains)."""
 
 
 @dataclass(frozen=True)
@@ -67,24 +72,6 @@ class NodeSettings:
     """Ask the kernel to stop the processes when this Python process dies (test sessions)."""
     store_dir: Path | None = None
     """containerd's image store, if not node_dir/containerd (one node at a time may use it)."""
-
-
-def node_problems(bin_dir: Path) -> list[str]:
-    """Why a node cannot run on this host (empty when it can); nothing is started."""
-    problems = [] if os.geteuid() == 0 else ["the node needs root (bridge, iptables, mounts)"]
-    problems += [f"{c} not found on PATH" for c in plan.HOST_COMMANDS if not shutil.which(c)]
-    problems += [f"CNI plugin {cfg.CNI_BIN_DIR / p} is missing (apt-get install "
-                 f"containernetworking-plugins)" for p in CNI_PLUGINS
-                 if not (cfg.CNI_BIN_DIR / p).is_file()]
-    problems += [f"{bin_dir / b} is missing (run tools/node/build.sh)"
-                 for b in plan.NODE_BINARIES if not os.access(bin_dir / b, os.X_OK)]
-    if not Path("/sys/fs/cgroup").is_dir():
-        problems.append("no cgroup filesystem at /sys/fs/cgroup")
-    docker = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60) \
-        if shutil.which("docker") else None
-    if docker is None or docker.returncode != 0:
-        problems.append("no Docker engine answers `docker info` (it builds the pause image)")
-    return problems + (net.sysctl_problems() if os.geteuid() == 0 else [])
 
 
 class Node:
@@ -166,7 +153,8 @@ class Node:
         net.unmount_under(layout.node_dir)
         for directory in layout.runtime_dirs:
             shutil.rmtree(directory, ignore_errors=True)
-        for directory in (layout.cni_conf_dir, layout.path("etc"), layout.path("pki")):
+        for directory in (layout.cni_conf_dir, layout.path("etc"), layout.path("pki"),
+                          layout.path("run")):
             directory.mkdir(parents=True, exist_ok=True)
         layout.state_file.unlink(missing_ok=True)
         self._running = {}
@@ -256,20 +244,28 @@ class Node:
         containerd = self._running.get(plan.CONTAINERD)
         if containerd is None or not is_running(containerd):
             return "containerd not running; no pods to reset"
-        result = subprocess.run(
-            [str(self.settings.bin_dir / "node-cri-reset"),
-             f"-endpoint=unix://{self.layout.containerd_socket}", f"-timeout={RESET_TIMEOUT:.0f}s"],
-            capture_output=True, text=True, timeout=RESET_TIMEOUT + 30)
+        # A sandbox the kubelet was still creating when it stopped may refuse the first round.
+        for attempt in range(RESET_ATTEMPTS):
+            result = subprocess.run(
+                [str(self.settings.bin_dir / "node-cri-reset"),
+                 f"-endpoint=unix://{self.layout.containerd_socket}",
+                 f"-timeout={RESET_TIMEOUT:.0f}s"],
+                capture_output=True, text=True, timeout=RESET_TIMEOUT + 30)
+            if result.returncode == 0:
+                break
+            time.sleep(2)
         lines = (result.stdout + result.stderr).strip().splitlines()
         return lines[-1] if lines else f"node-cri-reset exited with code {result.returncode}"
 
     def _clean_host(self) -> str:
+        owner = _lock_owner()
+        if owner is not None and owner != self.layout.node_dir:
+            return f"host network left alone: it belongs to the node in {owner}"
         proxy = subprocess.run([str(self.settings.bin_dir / plan.KUBE_PROXY), "--cleanup"],
                                capture_output=True, text=True, timeout=120)
         net.teardown_network()
         unmounted = net.unmount_under(self.layout.node_dir)
-        if _lock_owner() == self.layout.node_dir:
-            LOCK_FILE.unlink(missing_ok=True)
+        LOCK_FILE.unlink(missing_ok=True)
         kept = "" if proxy.returncode == 0 else f"; kube-proxy --cleanup: {proxy.stderr[-300:]}"
         return f"bridge and rules removed, {len(unmounted)} mounts released{kept}"
 
@@ -281,7 +277,7 @@ class Node:
             except StateError:
                 other = None
             if other is not None and any(is_running(p) for p in other.processes):
-                raise NodeError(f"another dev node runs on this host (dir {owner}); stop it with "
+                raise NodeBusyError(f"another dev node runs on this host (dir {owner}); stop it with "
                                 f"`python -m modelops.devcluster down --dir {owner.parent}`")
         LOCK_FILE.write_text(str(self.layout.node_dir))
 

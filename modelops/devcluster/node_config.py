@@ -52,8 +52,12 @@ class NodeLayout:
 
     @property
     def runtime_dirs(self) -> tuple[Path, ...]:
-        """What a fresh start wipes: runtime state, kubelet dir, IP leases, configs, logs."""
-        return tuple(self.path(p) for p in ("run", "kubelet", "cni", "etc", "pki", "logs"))
+        """What a fresh start wipes: the kubelet's dir, configs, certificates, logs.
+
+        containerd's state (run/) and the IP leases (cni/) stay: should a pod have survived a
+        `down`, containerd reconnects to its shim and the kubelet tears it down properly.
+        """
+        return tuple(self.path(p) for p in ("kubelet", "etc", "pki", "logs"))
 
     @property
     def kubelet_root(self) -> Path:

@@ -4,12 +4,13 @@
 binary); `build_project_images` runs tools/image/build.sh and tags its `:dev` images with the
 tags deploy/ and the operator use. `ensure_imported` pipes `docker save` into
 `ctr -n k8s.io images import` for the images containerd lacks: an image counts as present when
-the tag and the CRI plugin's `sha256:<image id>` entry name the same manifest, so a warm node
-imports nothing. `image_ref`, `parse_image_list` and `stale_images` are pure.
+containerd's tag names a manifest whose config digest is Docker's image ID, so a warm node
+imports nothing. `image_ref`, `parse_image_list`, `manifest_config` and `stale_images` are pure.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -56,14 +57,25 @@ def parse_image_list(text: str) -> dict[str, str]:
     return images
 
 
-def stale_images(present: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
-    """The tags in `wanted` ({tag: docker image id}) that containerd lacks or holds another of."""
+def stale_images(
+    present: Mapping[str, str], configs: Mapping[str, str], wanted: Mapping[str, str]
+) -> list[str]:
+    """The tags in `wanted` ({tag: docker image id}) that containerd lacks or holds another of.
+
+    `present` maps containerd references to manifest digests, `configs` manifest digests to
+    their config digests, which is what Docker calls the image ID.
+    """
     stale = []
     for tag, image_id in wanted.items():
-        by_tag, by_id = present.get(image_ref(tag)), present.get(image_id)
-        if by_tag is None or by_tag != by_id:
+        manifest = present.get(image_ref(tag))
+        if manifest is None or configs.get(manifest) != image_id:
             stale.append(tag)
     return stale
+
+
+def manifest_config(manifest_json: str) -> str:
+    """The config digest named by an image manifest (JSON text)."""
+    return json.loads(manifest_json)["config"]["digest"]
 
 
 def docker_image_id(tag: str) -> str:
@@ -80,7 +92,15 @@ def ensure_imported(socket: Path, tags: Sequence[str]) -> list[str]:
     listing = _run(_ctr(socket, "images", "ls"), 60)
     if listing.returncode != 0:
         raise ImageError(f"ctr images ls failed: {listing.stderr.strip()}")
-    stale = stale_images(parse_image_list(listing.stdout), wanted)
+    present = parse_image_list(listing.stdout)
+    configs = {}
+    for tag in wanted:
+        manifest = present.get(image_ref(tag))
+        if manifest is not None:
+            content = _run(_ctr(socket, "content", "get", manifest), 60)
+            if content.returncode == 0:
+                configs[manifest] = manifest_config(content.stdout)
+    stale = stale_images(present, configs, wanted)
     if not stale:
         return []
     save = subprocess.Popen(["docker", "save", *stale], stdout=subprocess.PIPE,

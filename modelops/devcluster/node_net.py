@@ -5,18 +5,21 @@ address at start; the CNI bridge plugin adopts the bridge), routes the Service r
 bridge (a ClusterIP that kube-proxy has not programmed yet then stays on this host instead of
 following the default route), and installs two chains: pods reach each other and the host but
 nothing past the bridge, and only loopback and the bridge reach the node IP and the
-apiserver's port. `teardown_network` removes all of it plus what the kubelet leaves in
+apiserver's port. `host_problems` says beforehand why a node cannot run here at all. `teardown_network` removes all of it plus what the kubelet leaves in
 iptables, and `unmount_under` the volume mounts a stopped kubelet leaves behind; both are safe
 to run twice. `guard_rules` and `mounts_under` are pure.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 from modelops.devcluster.components import SERVICE_CIDR
-from modelops.devcluster.node_config import BRIDGE, NODE_IP, NODE_PREFIX
+from modelops.devcluster.node_config import BRIDGE, CNI_BIN_DIR, NODE_IP, NODE_PREFIX
+from modelops.devcluster.node_plan import HOST_COMMANDS, NODE_BINARIES
 
 FORWARD_CHAIN = "MODELOPS-NODE-FWD"
 INPUT_CHAIN = "MODELOPS-NODE-IN"
@@ -30,6 +33,7 @@ KUBELET_CHAINS = (
     ("mangle", "KUBE-KUBELET-CANARY", ()),
     ("mangle", "KUBE-IPTABLES-HINT", ()),
 )
+CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
 COMMAND_TIMEOUT = 30.0
 
@@ -66,6 +70,24 @@ def sysctl_problems(proc_sys: Path = Path("/proc/sys")) -> list[str]:
         except OSError as error:
             problems.append(f"{key.replace('/', '.')} must be {wanted}: {error}")
     return problems
+
+
+def host_problems(bin_dir: Path) -> list[str]:
+    """Why a node cannot run on this host (empty when it can); nothing is started."""
+    problems = [] if os.geteuid() == 0 else ["the node needs root (bridge, iptables, mounts)"]
+    problems += [f"{c} not found on PATH" for c in HOST_COMMANDS if not shutil.which(c)]
+    problems += [f"CNI plugin {CNI_BIN_DIR / p} is missing (apt-get install "
+                 f"containernetworking-plugins)" for p in CNI_PLUGINS
+                 if not (CNI_BIN_DIR / p).is_file()]
+    problems += [f"{bin_dir / b} is missing (run tools/node/build.sh)"
+                 for b in NODE_BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    if not Path("/sys/fs/cgroup").is_dir():
+        problems.append("no cgroup filesystem at /sys/fs/cgroup")
+    docker = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60) \
+        if shutil.which("docker") else None
+    if docker is None or docker.returncode != 0:
+        problems.append("no Docker engine answers `docker info` (it builds the pause image)")
+    return problems + (sysctl_problems() if os.geteuid() == 0 else [])
 
 
 def setup_network(apiserver_port: int) -> None:

@@ -18,8 +18,11 @@ from modelops import contract as c
 from modelops.operator.spec import ModelSpec, PipelineSpec
 
 SERVICE_PORT = 80
-# in-flight requests get GRACEFUL_SECONDS after SIGTERM, inside the pod's grace period
-GRACEFUL_SECONDS = 25
+# On deletion a pod first sleeps PRE_STOP_SECONDS while it still serves (kube-proxy and the
+# endpoints need that long to stop sending it new connections), then gets SIGTERM and
+# GRACEFUL_SECONDS for in-flight requests, all inside the pod's grace period.
+PRE_STOP_SECONDS = 5
+GRACEFUL_SECONDS = 20
 TERMINATION_GRACE_SECONDS = 30
 
 
@@ -117,6 +120,7 @@ def build_router_deployment(pipeline: str, namespace: str, spec: PipelineSpec, *
         c.ENV_PIPELINE_STEPS: json.dumps(steps, separators=(",", ":")),
         c.ENV_PIPELINE_TIMEOUT: str(spec.timeout_seconds),
         c.ENV_PORT: str(c.DEFAULT_PORT),
+        c.ENV_GRACEFUL_TIMEOUT: str(GRACEFUL_SECONDS),
         c.ENV_TERMINATION_LOG: c.DEFAULT_TERMINATION_LOG,
     }
     container = _server_container_base(spec.image or image, pull_policy, env,
@@ -133,6 +137,7 @@ def build_router_deployment(pipeline: str, namespace: str, spec: PipelineSpec, *
             "template": {
                 "metadata": {"labels": labels, "annotations": _scrape_annotations()},
                 "spec": {
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": _pod_security(),
@@ -207,7 +212,7 @@ def _artifact_delivery(spec: ModelSpec, image: str, pull_policy: str, env: dict[
         {"name": "scratch", "mountPath": c.SCRATCH_MOUNT},
         {"name": "artifact", "mountPath": c.ARTIFACT_MOUNT}])
     fetch.update(name="fetch", command=list(c.FETCH_COMMAND))
-    for key in ("startupProbe", "readinessProbe", "livenessProbe", "ports"):
+    for key in ("startupProbe", "readinessProbe", "livenessProbe", "ports", "lifecycle"):
         fetch.pop(key)
     return [{"name": "artifact", "emptyDir": {}}], mounts, [fetch]
 
@@ -240,6 +245,7 @@ def _server_container_base(image: str, pull_policy: str, env: dict[str, str],
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "terminationMessagePath": c.DEFAULT_TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,

@@ -32,6 +32,26 @@ log = logging.getLogger(__name__)
 Tensors = list[tuple[str, np.ndarray]]
 
 
+class InFlight:
+    """Inference requests between arrival and answer in this worker (a thread-safe count).
+
+    The routes enter it for every inference request, before the body is read and parsed, so
+    the batcher knows which requests may still join a batch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
 @dataclass(frozen=True)
 class InferResult:
     outputs: Tensors
@@ -55,6 +75,8 @@ class ModelBackend:
         self._model: LoadedModel | None = None
         self._batcher: AdaptiveBatcher | None = None
         self._in_flight = 0
+        """Requests inside infer() (direct callers, such as tests, count here)."""
+        self.requests_in_flight = InFlight()
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -68,7 +90,7 @@ class ModelBackend:
                 lambda output, rows: model.predict(rows, output),
                 max_size=self._settings.batch_max_size,
                 max_wait_seconds=self._settings.batch_max_wait_ms / 1000.0,
-                in_flight=lambda: self._in_flight,
+                in_flight=lambda: max(self._in_flight, self.requests_in_flight.count),
             )
         self._model = model
         if self._readiness is not None:

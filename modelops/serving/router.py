@@ -21,7 +21,7 @@ import numpy as np
 import requests
 
 from modelops.serving import v2
-from modelops.serving.dataplane import InferResult, Tensors
+from modelops.serving.dataplane import InFlight, InferResult, Tensors
 from modelops.serving.errors import InvalidInput, StepFailed, StepTimeout
 from modelops.serving.metrics import StepMetrics
 from modelops.serving.model import Signature
@@ -44,6 +44,7 @@ class PipelineBackend:
         self._timeout = settings.pipeline_timeout_seconds
         self._metrics = metrics
         self._local = threading.local()
+        self.requests_in_flight = InFlight()  # the routes' count; a pipeline does not batch
 
     def is_ready(self) -> bool:
         return True

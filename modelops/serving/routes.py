@@ -158,7 +158,8 @@ class Routes:
         started = time.perf_counter()
         self.metrics.inflight.inc()
         try:
-            response = self._guarded(handler)
+            with self.backend.requests_in_flight:
+                response = self._guarded(handler)
         finally:
             self.metrics.inflight.dec()
         self.metrics.observe_request(protocol, response.status_code, time.perf_counter() - started)

@@ -2,7 +2,8 @@
 
 gthread workers (processes x threads from settings). `reuse_port` gives every worker its own
 SO_REUSEPORT listening socket, so the kernel spreads connections across workers instead of one
-busy worker accepting them all. The master imports the libraries; each worker builds its own
+busy worker accepting them all; as that spread is a hash, a worker holding more than its share
+of keep-alive connections closes one now and then so it lands anew (see balance.py). The master imports the libraries; each worker builds its own
 app and loads the model itself; a worker that cannot load writes the termination message and
 exits with gunicorn's boot-error code, which stops the whole server. SIGTERM is graceful:
 workers take the connections already waiting for them, stop accepting, finish in-flight requests
@@ -18,6 +19,7 @@ import math
 import os
 import select
 import sys
+import time
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -25,6 +27,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import ThreadWorker
 
 from modelops import contract as c
+from modelops.serving.balance import SHED_INTERVAL_SECONDS, ConnectionTable, over_share
 from modelops.serving.failures import StartupFailure, write_termination_message
 from modelops.serving.settings import ServingSettings
 from modelops.serving.shared_dir import WorkerReadiness
@@ -54,6 +57,7 @@ def gunicorn_options(settings: ServingSettings) -> dict:
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": f"modelops-serving-{settings.served_name}",
+        "pre_fork": pre_fork,
         "child_exit": child_exit,
     }
 
@@ -84,12 +88,45 @@ class DrainingThreadWorker(ThreadWorker):
                     break
                 self.accept(listener)
 
+    # --- connection balance (balance.py) --------------------------------------------------------
+    balance_slot: int | None = None
+    """This worker's slot in the master's ConnectionTable (set by pre_fork)."""
+    _last_shed = 0.0
+
+    def notify(self) -> None:
+        super().notify()  # the main loop's heartbeat, at least once a second
+        self._publish_connections()
+
+    def handle_request(self, req, conn):
+        if self._holds_too_many_connections():
+            req.force_close()  # answered with `Connection: close`; the client reconnects
+        return super().handle_request(req, conn)
+
+    def _publish_connections(self) -> ConnectionTable | None:
+        table = getattr(self.app, "connections", None)
+        if table is None or self.balance_slot is None:
+            return None
+        table.publish(self.balance_slot, self.nr_conns)
+        return table
+
+    def _holds_too_many_connections(self) -> bool:
+        table = self._publish_connections()
+        now = time.monotonic()
+        if table is None or now - self._last_shed < SHED_INTERVAL_SECONDS:
+            return False
+        if not over_share(self.nr_conns, table.counts()):
+            return False
+        self._last_shed = now
+        return True
+
 
 class ServingApplication(BaseApplication):
     """gunicorn application whose workers each build the app for `settings`."""
 
     def __init__(self, settings: ServingSettings) -> None:
         self._settings = settings
+        self.connections = ConnectionTable(settings.workers)
+        """Open connections per worker, shared with the workers (created before they fork)."""
         super().__init__()
 
     def load_config(self) -> None:
@@ -113,8 +150,19 @@ class ServingApplication(BaseApplication):
         os._exit(Arbiter.WORKER_BOOT_ERROR)  # the master then halts and main() exits 1
 
 
+def pre_fork(server: Arbiter, worker) -> None:
+    """gunicorn hook (master): give the new worker a free slot in the connection table."""
+    table = getattr(server.app, "connections", None)
+    if table is not None:
+        taken = {w.balance_slot for w in server.WORKERS.values() if w.balance_slot is not None}
+        worker.balance_slot = table.claim(taken)
+
+
 def child_exit(server: Arbiter, worker) -> None:
-    """gunicorn hook (master): forget a dead worker's live gauges and ready marker."""
+    """gunicorn hook (master): forget a dead worker's connections, live gauges and ready marker."""
+    table = getattr(getattr(server, "app", None), "connections", None)
+    if table is not None and getattr(worker, "balance_slot", None) is not None:
+        table.release(worker.balance_slot)
     from prometheus_client import multiprocess
 
     directory = os.environ.get(c.ENV_METRICS_DIR)

@@ -5,7 +5,8 @@
   does after `devcluster up --deploy`); otherwise a control plane and a node on this host,
   started here in a temp dir, with containerd's image store kept in the cache between runs.
   Skipped, with the reason printed, when this host cannot run a node (not root, no
-  containerd/runc/CNI plugins/Docker, ...); a node that could start but does not is a failure.
+  containerd/runc/CNI plugins/Docker, ...) or another session's node holds it; a node that
+  could start but does not is a failure.
 - "kind": a kind cluster through pytest-kind, only where the kind binary, Docker and a local node
   image ($MODELOPS_KIND_NODE_IMAGE) exist; skipped with the reason otherwise (nothing is
   downloaded).
@@ -38,7 +39,8 @@ from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
 from modelops.devcluster.components import BINARIES
-from modelops.devcluster.node import NODE_BUILD_SCRIPT, Node, NodeError, NodeSettings, node_problems
+from modelops.devcluster.node import (NODE_BUILD_SCRIPT, Node, NodeBusyError, NodeError,
+                                      NodeSettings, node_problems)
 from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
 from modelops.devcluster.node_plan import NODE_BINARIES
 from tests.e2e.support import ClientPod, E2ECluster
@@ -119,6 +121,8 @@ def _node_cluster(config: pytest.Config, bin_dir: Path, work_dir: Path) -> Itera
                          lambda line: _say(config, line))
         times["images + operator"] = time.monotonic() - began
         yield E2ECluster(access, "node")
+    except NodeBusyError as busy:  # another session's node: contention, not a defect
+        pytest.skip(str(busy))
     except (ControlPlaneError, NodeError) as failure:
         pytest.fail(str(failure), pytrace=False)
     finally:

@@ -54,7 +54,9 @@ def test_failing_version_is_rolled_back_on_scraped_error_rate(
         v2_serving_at = time.monotonic()
         wait_for(lambda: api.condition(namespace, "flaky", "Stalled") == ("True", "RolledBack"),
                  timeout=240, interval=1, what="Stalled=RolledBack")
-        record_property("seconds_to_rollback", round(time.monotonic() - v2_serving_at, 1))
+        to_rollback = round(time.monotonic() - v2_serving_at, 1)
+        record_property("seconds_to_rollback", to_rollback)
+        print(f"\nrolled back {to_rollback} s after v2 started serving")
     finally:
         during = load.stop()
     status = api.model(namespace, "flaky")["status"]

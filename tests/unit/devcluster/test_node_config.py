@@ -41,6 +41,7 @@ def test_a_separate_image_store_moves_only_containerds_root() -> None:
     assert config["root"] == "/cache/store"
     assert config["grpc"]["address"] == "/w/node/run/containerd.sock"
     assert layout.containerd_root not in layout.runtime_dirs
+    assert layout.path("run") not in layout.runtime_dirs  # shims of surviving pods live there
 
 
 def test_the_bridge_network_never_masquerades_and_leases_stay_under_the_node_dir() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelops.devcluster.node_images import image_ref, parse_image_list, stale_images
+from modelops.devcluster.node_images import (image_ref, manifest_config, parse_image_list,
+                                             stale_images)
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 LISTING = "\n".join([
@@ -27,13 +28,20 @@ def test_image_ref_qualifies_docker_tags(tag: str, ref: str) -> None:
 
 def test_present_image_with_the_same_id_is_not_imported_again() -> None:
     present = parse_image_list(LISTING)
-    assert present["sha256:1111"] == "sha256:aaa"
-    assert stale_images(present, {"modelops/serving:0.1.0": "sha256:1111"}) == []
+    assert present["docker.io/modelops/serving:0.1.0"] == "sha256:aaa"
+    configs = {"sha256:aaa": "sha256:1111"}
+    assert stale_images(present, configs, {"modelops/serving:0.1.0": "sha256:1111"}) == []
 
 
 def test_rebuilt_or_missing_images_are_imported() -> None:
     present = parse_image_list(LISTING)
+    configs = {"sha256:aaa": "sha256:1111"}  # operator's manifest could not be read
     wanted = {"modelops/serving:0.1.0": "sha256:2222",  # rebuilt: a new image ID
-              "modelops/operator:0.1.0": "sha256:3333",  # tag present, its ID unknown
+              "modelops/operator:0.1.0": "sha256:3333",
               "modelops/pause:3.10": "sha256:4444"}  # absent
-    assert stale_images(present, wanted) == list(wanted)
+    assert stale_images(present, configs, wanted) == list(wanted)
+
+
+def test_the_config_digest_is_read_from_the_manifest() -> None:
+    manifest = '{"schemaVersion": 2, "config": {"digest": "sha256:c0ffee", "size": 3}}'
+    assert manifest_config(manifest) == "sha256:c0ffee"
