@@ -35,8 +35,10 @@ def create_app(backend, metrics: ServingMetrics, *, max_body_bytes: int,
                feedback: FeedbackStore | None = None) -> Flask:
     """The Flask app serving `backend` (a ModelBackend or PipelineBackend)."""
     app = Flask("modelops.serving")
-    Routes(backend, metrics, max_body_bytes=max_body_bytes, feedback=feedback,
-           openapi=OpenApiDocument.load()).register(app)
+    routes = Routes(backend, metrics, max_body_bytes=max_body_bytes, feedback=feedback,
+                    openapi=OpenApiDocument.load())
+    routes.register(app)
+    app.wsgi_app = routes.infer_fast_path(app.wsgi_app)
     app.register_error_handler(HTTPException, _http_error)
     app.extensions[BACKEND_KEY] = backend
     return app

@@ -89,9 +89,6 @@ class AdaptiveBatcher:
         return jobs
 
     def _execute(self, jobs: list[_Job]) -> None:
-        self._dbg = getattr(self, "_dbg", []); self._dbg.append((len(jobs), self._in_flight()))
-        if len(self._dbg) >= 100:
-            import sys, collections; print("BATCHDBG", collections.Counter(j for j, _ in self._dbg).most_common(8), "inflight", collections.Counter(f for _, f in self._dbg).most_common(5), file=sys.stderr, flush=True); self._dbg = []
         groups: dict[Hashable, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.key, []).append(job)

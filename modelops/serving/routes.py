@@ -3,13 +3,16 @@
 Thin: each handler checks the model name, reads the body within the limit, lets v1/v2 parse it,
 asks the backend (model or pipeline) and formats the answer. Inference routes are timed and
 counted by protocol and status code; every error is `{"error": "..."}` with its status. There is
-no route that loads or changes a model.
+no route that loads or changes a model. The v2 infer routes, the hot path, are also served
+straight from WSGI (`infer_fast_path`), skipping Flask's per-request context and dispatch
+(about 40 us a request), with the very same handler and answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +36,14 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
 BINARY_HEADER = "Inference-Header-Content-Length"
 MAX_REQUEST_ID = 256
+# What Flask's `/v2/models/<name>[/versions/<version>]/infer` rules match (werkzeug's default
+# converter is [^/]+), on the path as werkzeug decodes it.
+_V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+
+
+def _header(environ: dict, name: str) -> str | None:
+    """A request header from the WSGI environ, as werkzeug's `request.headers.get` reads it."""
+    return environ.get("HTTP_" + name.upper().replace("-", "_"))
 
 
 def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
@@ -134,13 +145,32 @@ class Routes:
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
     def v2_infer(self, name: str, version: str | None = None) -> Response:
-        return self._instrumented("v2", lambda: self._v2_infer(name, version))
+        environ = request.environ
+        return self._instrumented("v2", lambda: self._v2_infer(name, version, environ), environ)
 
-    def _v2_infer(self, name: str, version: str | None) -> Response:
+    def infer_fast_path(self, flask_app: Callable) -> Callable:
+        """WSGI app: POST v2 infer straight to `v2_infer`'s handler, all else to `flask_app`."""
+
+        def serve(environ: dict, start_response: Callable):
+            if environ.get("REQUEST_METHOD") == "POST":
+                # werkzeug routes on PATH_INFO re-decoded as UTF-8 (WSGI hands it over as latin-1)
+                path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+                match = _V2_INFER_PATH.fullmatch(path)
+                if match is not None:
+                    name, version = match.groups()
+                    response = self._instrumented(
+                        "v2", lambda: self._v2_infer(name, version, environ), environ)
+                    return response(environ, start_response)
+            return flask_app(environ, start_response)
+
+        return serve
+
+    def _v2_infer(self, name: str, version: str | None, environ: dict) -> Response:
         self._check_name(name, version)
         signature = self._ready_signature()
-        parsed = v2.parse_infer_request(self._body(), request.headers.get(BINARY_HEADER))
-        request_id = _request_id(parsed.id or request.headers.get(REQUEST_ID_HEADER))
+        parsed = v2.parse_infer_request(read_body(environ, self.max_body_bytes),
+                                        _header(environ, BINARY_HEADER))
+        request_id = _request_id(parsed.id or _header(environ, REQUEST_ID_HEADER))
         return_steps = parsed.parameters.get("return_steps", False)
         if not isinstance(return_steps, bool):
             raise InvalidInput("parameters.return_steps must be true or false")
@@ -154,24 +184,27 @@ class Routes:
                                     request_id=request_id, outputs=outputs)
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
-    def _instrumented(self, protocol: str, handler: Callable[[], Response]) -> Response:
+    def _instrumented(self, protocol: str, handler: Callable[[], Response],
+                      environ: dict | None = None) -> Response:
         started = time.perf_counter()
         self.metrics.inflight.inc()
         try:
             with self.backend.requests_in_flight:
-                response = self._guarded(handler)
+                response = self._guarded(handler, environ)
         finally:
             self.metrics.inflight.dec()
         self.metrics.observe_request(protocol, response.status_code, time.perf_counter() - started)
         return response
 
-    def _guarded(self, handler: Callable[[], Response]) -> Response:
+    def _guarded(self, handler: Callable[[], Response], environ: dict | None = None) -> Response:
         try:
             return handler()
         except ServingError as error:
             return error_response(error)
         except Exception:  # a bug in the server: answer 500, keep the worker alive
-            log.exception("Unexpected error in %s %s", request.method, request.path)
+            environ = environ if environ is not None else request.environ
+            log.exception("Unexpected error in %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("PATH_INFO"))
             return error_response(ServingError("internal server error"))
 
     # --- feedback ------------------------------------------------------------------------------

@@ -64,6 +64,13 @@ def test_failing_version_is_rolled_back_on_scraped_error_rate(
     assert status["rollback"]["errorRate"] > FAST_ROLLBACK["errorRateThreshold"]
     assert api.service_revision(namespace, "flaky") == good_revision
     assert during["codes"].get(500, 0) > 0, during  # v2 really failed for the negative rows
+    # The Service switched at once; kube-proxy follows the EndpointSlices a moment later, and
+    # the rolled-back version is scaled to zero: once its pods are gone nothing can reach it.
+    drained_from = time.monotonic()
+    wait_for(lambda: not pods(e2e_cluster.access, namespace,
+                              f"{contract.LABEL_MODEL}=flaky,{contract.LABEL_VERSION}=2"),
+             timeout=120, interval=0.5, what="v2's pods to drain")
+    record_property("seconds_to_drain_v2", round(time.monotonic() - drained_from, 1))
     load = client.start_load(url, concurrency=2, max_seconds=30, bad_share=0.3)
     time.sleep(8)
     after = load.stop()
