@@ -28,8 +28,8 @@ import sklearn
 from serving_load import Cell, run_wrk
 from serving_models import BenchModel, in_process_limit, train_models
 from serving_report import (
-    BATCHING, BEST, DEFAULT, OURS, OURS_BATCHING, Results, balance_table, figures_table,
-    limit_table, ratio_table,
+    BATCHING, BEST_INLINE, BEST_WORKERS, DEFAULT, OURS, OURS_BATCHING, Results, balance_table,
+    figures_table, limit_table, ratio_table,
 )
 from serving_servers import Server, check_answer, mlserver_venv, start_mlserver, start_modelops
 
@@ -50,14 +50,17 @@ def configurations(workers: int, batch_size: int, batch_wait_ms: float) -> list[
     """Both sides' configurations; modelops and MLServer's best use `workers` processes."""
     batch = {"batch_size": batch_size}
     threads = max(4, batch_size)  # what the operator sets: a batch needs one thread per request
+    lean = {"debug": False, "metrics": False}  # no access log, no metrics: MLServer's fastest
     return [
-        Configuration(DEFAULT, "its defaults: parallel_workers=1, debug on", "mlserver",
-                      {"parallel_workers": 1}),
-        Configuration(BEST, f"parallel_workers={workers}, debug off", "mlserver",
-                      {"parallel_workers": workers, "debug": False}),
-        Configuration(BATCHING, f"parallel_workers={workers}, debug off, max_batch_size="
+        Configuration(DEFAULT, "its defaults: parallel_workers=1, debug on, metrics on",
+                      "mlserver", {"parallel_workers": 1}),
+        Configuration(BEST_INLINE, "parallel_workers=0 (inference in the server process), "
+                      "debug off, metrics off", "mlserver", {"parallel_workers": 0, **lean}),
+        Configuration(BEST_WORKERS, f"parallel_workers={workers}, debug off, metrics off",
+                      "mlserver", {"parallel_workers": workers, **lean}),
+        Configuration(BATCHING, f"parallel_workers=0, debug off, metrics off, max_batch_size="
                       f"{batch_size}, max_batch_time={batch_wait_ms:g} ms", "mlserver",
-                      {"parallel_workers": workers, "debug": False, **batch,
+                      {"parallel_workers": 0, **lean, **batch,
                        "batch_time_s": batch_wait_ms / 1000}),
         Configuration(OURS, f"{workers} workers x 4 threads, other settings default", "modelops",
                       {"workers": workers, "threads": 4}),

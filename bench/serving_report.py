@@ -15,7 +15,9 @@ from serving_models import BATCH_ROWS, InProcessLimit
 # results[model][configuration label][connections] -> one Cell per repeat
 Results = dict[str, dict[str, dict[int, list[Cell]]]]
 
-DEFAULT, BEST, BATCHING = "MLServer default", "MLServer best", "MLServer batching"
+DEFAULT, BATCHING = "MLServer default", "MLServer batching"
+BEST_INLINE, BEST_WORKERS = "MLServer 1 process", "MLServer workers"
+"""The candidates for MLServer's best configuration: per cell, the faster one is its best."""
 OURS, OURS_BATCHING = "modelops default", "modelops batching"
 
 
@@ -51,24 +53,26 @@ def figures_table(results: Results, descriptions: dict[str, str],
     return lines
 
 
-def _ratio(results: Results, model: str, ours: str, theirs: str, conns: int) -> str:
+def _ratio(results: Results, model: str, ours: str, theirs: Sequence[str], conns: int) -> str:
+    """Our requests/s over the best of `theirs` at `conns`, and whether our p99 is lower."""
     by_config = results[model]
-    if conns not in by_config.get(ours, {}) or conns not in by_config.get(theirs, {}):
+    candidates = [by_config[t][conns] for t in theirs if conns in by_config.get(t, {})]
+    if conns not in by_config.get(ours, {}) or not candidates:
         return "—"
-    mine, other = by_config[ours][conns], by_config[theirs][conns]
+    mine, other = by_config[ours][conns], max(candidates, key=rps)
     lower = "lower" if p99(mine) < p99(other) else "**higher**"
-    return f"{rps(mine) / rps(other):.2f}x, p99 {lower}"
+    return f"{rps(mine) / rps(other):.2f}x, p99 {p99(mine):.0f} vs {p99(other):.0f} ms ({lower})"
 
 
 def ratio_table(results: Results, connections: Sequence[int]) -> list[str]:
-    lines = ["| Model | conns | modelops ÷ MLServer default (goal 1.5x) | "
-             "modelops ÷ MLServer best (goal 1.2x) | batching ÷ MLServer batching (goal 2x) |",
+    lines = ["| Model | conns | modelops ÷ MLServer default (goal 1.5x) | modelops ÷ MLServer "
+             "best of 1 process / workers (goal 1.2x) | batching ÷ MLServer batching (goal 2x) |",
              "|---|---|---|---|---|"]
     for model in results:
         for n in connections:
-            lines.append(f"| {model} | {n} | {_ratio(results, model, OURS, DEFAULT, n)} | "
-                         f"{_ratio(results, model, OURS, BEST, n)} | "
-                         f"{_ratio(results, model, OURS_BATCHING, BATCHING, n)} |")
+            lines.append(f"| {model} | {n} | {_ratio(results, model, OURS, [DEFAULT], n)} | "
+                         f"{_ratio(results, model, OURS, [BEST_INLINE, BEST_WORKERS], n)} | "
+                         f"{_ratio(results, model, OURS_BATCHING, [BATCHING], n)} |")
     return lines
 
 

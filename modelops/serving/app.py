@@ -23,7 +23,6 @@ from modelops.serving.feedback import FILENAME, FeedbackStore, QualityCollector,
 from modelops.serving.metrics import ServingMetrics, StepMetrics
 from modelops.serving.model import LoadedModel, load_model
 from modelops.serving.openapi import OpenApiDocument
-from modelops.serving.router import PipelineBackend
 from modelops.serving.routes import Routes
 from modelops.serving.settings import ServingSettings
 from modelops.serving.shared_dir import WorkerReadiness
@@ -107,6 +106,8 @@ def _feedback_store(settings: ServingSettings, metrics: ServingMetrics, backend:
 
 def build_pipeline_app(settings: ServingSettings, *, registry: CollectorRegistry | None = None) -> Flask:
     """Pipeline mode: the router for a ModelPipeline, served under the pipeline's name."""
+    from modelops.serving.router import PipelineBackend  # imports requests: pipeline mode only
+
     metrics = ServingMetrics(model=settings.pipeline_name, version=settings.model_version,
                              registry=registry, multiprocess_dir=settings.metrics_dir)
     backend = PipelineBackend(settings, StepMetrics(pipeline=settings.pipeline_name,

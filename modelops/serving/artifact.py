@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-import requests
 
 from modelops import contract as c
 from modelops.serving.failures import (
@@ -28,6 +27,9 @@ _EXTENSIONS = {".joblib": "joblib", ".pkl": "joblib", ".pickle": "joblib", ".sko
 REMOTE_SCHEMES = ("http", "https")
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # requests is imported only to download: its warning filters would slow
+    import requests  # every prediction of a forest (sklearn re-applies them once per tree)
 
 
 def resolve_local_path(uri: str, *, artifact_dir: Path) -> Path:
@@ -133,6 +135,8 @@ def fetch(settings: ServingSettings, *, session: requests.Session | None = None)
 def download(url: str, dest: Path, *, timeout: float, max_bytes: int, expected_sha256: str,
              session: requests.Session | None = None) -> str:
     """Stream `url` into `dest` (via a .partial file), capped and checked; return its sha256."""
+    import requests
+
     partial = dest.with_name(dest.name + ".partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

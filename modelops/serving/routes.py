@@ -39,6 +39,7 @@ MAX_REQUEST_ID = 256
 # What Flask's `/v2/models/<name>[/versions/<version>]/infer` rules match (werkzeug's default
 # converter is [^/]+), on the path as werkzeug decodes it.
 _V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+_HEADER_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")  # what gunicorn lets out (RFC 9110)
 
 
 def _header(environ: dict, name: str) -> str | None:
@@ -267,6 +268,9 @@ def _request_id(given: str | None) -> str:
         return uuid.uuid4().hex
     if len(given) > MAX_REQUEST_ID:
         raise InvalidInput(f"request id is longer than {MAX_REQUEST_ID} characters")
+    if not _HEADER_VALUE.fullmatch(given):  # it is echoed in the X-Request-Id header
+        raise InvalidInput("request id must be text that fits an HTTP header: no control "
+                           "characters, nothing beyond Latin-1")
     return given
 
 

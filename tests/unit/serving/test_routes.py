@@ -109,6 +109,8 @@ ERRORS = [
     ("/v2/models/iris/versions/9/infer", {"json": V2_ROW}, 404, "has no version '9'"),
     ("/v2/models/nope/infer", {"json": V2_ROW}, 404, "not served here"),
     ("/v2/models/iris/infer", {"json": V2_ROW, "headers": {"X-Request-Id": "x" * 300}}, 400, "request id"),
+    ("/v2/models/iris/infer", {"json": {**V2_ROW, "id": "a\nb"}}, 400, "request id must be text"),
+    ("/v2/models/iris/infer", {"json": {**V2_ROW, "id": "\u65e5"}}, 400, "nothing beyond Latin-1"),
     ("/v2/models/iris/infer", {"data": b"{}", "headers": {"Content-Encoding": "br"}}, 415, "'br'"),
 ]
 
@@ -250,3 +252,42 @@ def test_feedback_off_gives_404(artifacts, make_app):
     client = make_app(artifacts.iris, MODELOPS_FEEDBACK_WINDOW="0").test_client()
     response = client.post("/v2/models/iris/feedback", json={"id": "a", "truth": [0]})
     assert response.status_code == 404 and "not enabled" in response.get_json()["error"]
+
+
+FAST_PATH_CASES = [
+    ("/v2/models/iris/infer", {"json": {**V2_ROW, "id": "r-1"}}),
+    ("/v2/models/iris/versions/1/infer", {"json": V2_ROW, "headers": {"X-Request-Id": "r-2"}}),
+    ("/v2/models/iris/infer", {"json": {**V2_ROW, "outputs": [{"name": "predict_proba"}], "id": "r-3"}}),
+    ("/v2/models/iris/versions/9/infer", {"json": V2_ROW}),
+    ("/v2/models/nope/infer", {"json": V2_ROW}),
+    ("/v2/models/%C3%A9t%C3%A9/infer", {"json": V2_ROW}),
+    ("/v2/models/iris/infer", {"data": b"{not json"}),
+    ("/v2/models/iris/infer", {"json": {**V2_ROW, "id": "a\rb"}}),
+    ("/v2/models/iris/infer", {"data": b"{}", "headers": {"Content-Encoding": "br"}}),
+    ("/v2/models/iris/infer", {"data": b"{}", "headers": {"Inference-Header-Content-Length": "x"}}),
+    ("/v2/models/iris/infer/", {"json": V2_ROW}),
+    ("/v2/models//infer", {"json": V2_ROW}),
+]
+
+
+@pytest.mark.parametrize(("path", "kwargs"), FAST_PATH_CASES)
+def test_the_infer_fast_path_answers_exactly_like_flask(iris_app, path, kwargs):
+    from flask import Flask
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    through_flask = Client(Flask.wsgi_app.__get__(iris_app), Response)  # without the fast path
+    fast, slow = iris_app.test_client().post(path, **kwargs), through_flask.post(path, **kwargs)
+    assert (fast.status, fast.get_data()) == (slow.status, slow.get_data())
+    generated = {"X-Request-Id"} if "r-" not in repr(kwargs) else set()  # else a fresh id each
+    assert ({k: v for k, v in fast.headers.items() if k not in generated}
+            == {k: v for k, v in slow.headers.items() if k not in generated})
+
+
+def test_v2_infer_is_served_without_flask_dispatch(iris_app):
+    for endpoint in [e for e in iris_app.view_functions if e.startswith("v2_infer:")]:
+        iris_app.view_functions[endpoint] = lambda **_: pytest.fail("Flask dispatched v2 infer")
+    client = iris_app.test_client()
+    assert client.post("/v2/models/iris/infer", json=V2_ROW).get_json()["outputs"][0]["data"] == [0]
+    assert client.post("/v2/models/iris/versions/1/infer", json=V2_ROW).status_code == 200
+    assert client.get("/v2/models/iris/infer").status_code == 405  # everything else: Flask

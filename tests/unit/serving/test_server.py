@@ -66,3 +66,11 @@ def test_the_entry_point_does_not_import_prometheus_client_before_the_directory_
     code = "import sys, modelops.serving.__main__; print('prometheus_client' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_model_worker_does_not_import_requests():
+    # Its warning filters would be re-applied by sklearn once per tree of every forest prediction.
+    code = ("import sys, modelops.serving.__main__, modelops.serving.server, modelops.serving.app; "
+            "print('requests' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
