@@ -31,6 +31,17 @@ def _serve(cluster: Cluster, ns: str, name: str, revision: str) -> None:
     wait_for(lambda: cluster.mark_pods_ready(ns, name, revision) == 2, what="2 pods to exist")
 
 
+def _promote_v1_then_apply_v2(cluster: Cluster, namespace: str) -> tuple[str, str]:
+    """iris v1 serving and promoted, then spec.version 2 applied and its Deployment made."""
+    cluster.create(namespace, _model("iris"))
+    v1, v2 = _revision(), _revision(version="2", sha256=SHA_B)
+    _serve(cluster, namespace, "iris", v1)
+    wait_for(lambda: cluster.condition(namespace, "iris") == ("True", "Serving"), what="v1")
+    cluster.patch_spec(namespace, "iris", {"version": "2", "artifact": {"sha256": SHA_B}})
+    wait_for(lambda: v2 in cluster.deployments(namespace, "iris"), what="v2 Deployment")
+    return v1, v2
+
+
 def test_model_gets_its_deployment_service_and_status(cluster, namespace):
     cluster.create(namespace, _model("iris"))
     revision = _revision()
@@ -71,12 +82,7 @@ def test_ready_pods_make_it_ready_then_promoted(cluster, namespace):
 
 
 def test_new_version_rolls_out_beside_the_old_one(cluster, namespace):
-    cluster.create(namespace, _model("iris"))
-    v1, v2 = _revision(), _revision(version="2", sha256=SHA_B)
-    _serve(cluster, namespace, "iris", v1)
-    wait_for(lambda: cluster.condition(namespace, "iris") == ("True", "Serving"), what="v1")
-    cluster.patch_spec(namespace, "iris", {"version": "2", "artifact": {"sha256": SHA_B}})
-    wait_for(lambda: v2 in cluster.deployments(namespace, "iris"), what="v2 Deployment")
+    v1, v2 = _promote_v1_then_apply_v2(cluster, namespace)
     assert cluster.service_revision(namespace, "iris") == v1, "v1 serves until v2 is ready"
     assert cluster.condition(namespace, "iris") == ("False", "RollingOut")
     _serve(cluster, namespace, "iris", v2)
@@ -132,12 +138,7 @@ def test_deleting_the_model_leaves_nothing_behind(cluster, namespace):
 
 
 def test_checksum_mismatch_is_shown_with_the_containers_reason(cluster, namespace):
-    cluster.create(namespace, _model("iris"))
-    v1, v2 = _revision(), _revision(version="2", sha256=SHA_B)
-    _serve(cluster, namespace, "iris", v1)
-    wait_for(lambda: cluster.condition(namespace, "iris") == ("True", "Serving"), what="v1")
-    cluster.patch_spec(namespace, "iris", {"version": "2", "artifact": {"sha256": SHA_B}})
-    wait_for(lambda: v2 in cluster.deployments(namespace, "iris"), what="v2 Deployment")
+    v1, v2 = _promote_v1_then_apply_v2(cluster, namespace)
     message = f"ChecksumMismatch: artifact sha256 is {SHA_A[:12]}... but spec says {SHA_B[:12]}..."
     wait_for(lambda: cluster.fail_pods(namespace, "iris", v2, message) == 2, what="v2 pods")
     wait_for(lambda: cluster.condition(namespace, "iris", "Stalled") == ("True", "ChecksumMismatch"),
