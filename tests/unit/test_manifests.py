@@ -242,7 +242,9 @@ def load_train_module():
 
 def test_retraining_reproduces_the_committed_artifacts(tmp_path):
     """The committed models are what train.py makes: same predictions on probe rows. (Bytes
-    are not compared: in one long pytest process the pickles of equal models have differed.)"""
+    are not compared: in one long pytest process the pickles of equal models have differed.)
+    Probabilities are compared loosely: lbfgs stops at its tolerance, and where it stops
+    depends on the CPU's BLAS kernels (measured: up to 0.007 apart between two machines)."""
     import joblib
     import numpy as np
     train = load_train_module()
@@ -255,7 +257,7 @@ def test_retraining_reproduces_the_committed_artifacts(tmp_path):
                                    err_msg=f"rerun `python examples/train.py`: {committed.name}")
         if hasattr(old, "predict_proba"):
             np.testing.assert_allclose(new.predict_proba(rows), old.predict_proba(rows),
-                                       rtol=1e-7, err_msg=committed.name)
+                                       atol=0.02, err_msg=committed.name)
 
 
 def test_train_check_reports_a_wrong_pin(tmp_path):
