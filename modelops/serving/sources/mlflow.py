@@ -135,7 +135,8 @@ def api_error(status: int, body: dict, where: str) -> StartupFailure:
     """The tracking server's own error_code/message mapped to the modelops reasons."""
     code, message = str(body.get("error_code") or ""), str(body.get("message") or "")[:300]
     said = f"{where}: HTTP {status} {code}{': ' + message if message else ''}".rstrip()
-    if status == 404 or code == "RESOURCE_DOES_NOT_EXIST":
+    missing = code == "INVALID_PARAMETER_VALUE" and "not found" in message.lower()
+    if status == 404 or code == "RESOURCE_DOES_NOT_EXIST" or missing:
         return StartupFailure(ARTIFACT_NOT_FOUND, said)
     if status in (401, 403) or code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
         return StartupFailure(ACCESS_DENIED, said)
