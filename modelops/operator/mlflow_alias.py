@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelops import contract as c
+from modelops.operator.spec import ModelSpec
 
 POLICIES = ("Manual", "Auto")
 REASON_RESOLVED = "MlflowAliasResolved"
@@ -50,6 +51,11 @@ def pinned_uri(uri: str, version: str) -> str:
     """models:/<name>@<alias> -> models:/<name>/<version>; other URIs unchanged."""
     found = alias_of(uri)
     return f"models:/{found[0]}/{version}" if found and version else uri
+
+
+def pinned_spec(spec: ModelSpec, version: str) -> ModelSpec:
+    """The spec the builders get: its alias URI pinned to `version` (a new revision per version)."""
+    return replace(spec, artifact=replace(spec.artifact, uri=pinned_uri(spec.artifact.uri, version)))
 
 
 def policy_of(field_value: str, annotations: Mapping[str, str]) -> str:

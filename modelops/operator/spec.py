@@ -98,7 +98,10 @@ class ModelSpec:
 
     @property
     def revision(self) -> str:
-        return revision_of(self.version, self.artifact.sha256)
+        # a models:/ URI is part of the revision: an alias pinned to another registry version
+        # is another Deployment (unchanged for every other scheme)
+        pin = self.artifact.uri if self.artifact.scheme == "models" else ""
+        return revision_of(self.version, self.artifact.sha256 + pin)
 
     def at_version(self, version: str, artifact: Artifact) -> "ModelSpec":
         """This spec, serving another (older) version: how warm Deployments are rebuilt."""

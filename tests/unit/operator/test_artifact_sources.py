@@ -9,7 +9,7 @@ import pytest
 from modelops import contract as c
 from modelops.operator import mlflow_alias
 from modelops.operator.builders import build_deployment
-from modelops.operator.spec import SpecError, parse_model
+from modelops.operator.spec import SpecError, parse_model, revision_of
 from tests.factories import SHA_A, model_spec
 
 
@@ -97,3 +97,14 @@ def test_pinned_uri_and_policy():
     assert mlflow_alias.policy_of("Manual", {c.ANNOTATION_MLFLOW_ALIAS_ROLLOUT: "Auto"}) == "Auto"
     assert mlflow_alias.policy_of("", {}) == "Manual"
     assert mlflow_alias.policy_of("Auto", {c.ANNOTATION_MLFLOW_ALIAS_ROLLOUT: "yes"}) == "Manual"
+
+
+def test_pinned_spec_is_a_new_revision_per_registry_version():
+    spec = parse_model(model_spec(artifact={"uri": URI}, version="champion"))
+    v7, v8 = mlflow_alias.pinned_spec(spec, "7"), mlflow_alias.pinned_spec(spec, "8")
+    assert v7.artifact.uri == "models:/iris/7" and v7.version == "champion"
+    assert len({spec.revision, v7.revision, v8.revision}) == 3
+    pod = build_deployment("iris", v8, image="serving:test")["spec"]["template"]["spec"]
+    assert _env(pod["initContainers"][0])[c.ENV_ARTIFACT_URI] == "models:/iris/8"
+    https = parse_model(model_spec())
+    assert https.revision == revision_of(https.version, https.artifact.sha256)  # other schemes unchanged
