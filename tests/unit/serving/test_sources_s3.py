@@ -187,3 +187,32 @@ def test_unreachable_endpoint_is_download_failed(artifacts, tmp_path):
               environ={"MODELOPS_S3_ENDPOINT": f"http://127.0.0.1:{port}",
                        "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s"})
     assert failed.value.reason == "DownloadFailed" and "ConnectionError" in failed.value.message
+
+
+def test_init_container_command_writes_the_reason_line_and_never_the_secret(store, artifacts, tmp_path):
+    """`python -m modelops.serving fetch` as the init container runs it: the termination message
+    is the `<Reason>: <message>` line the operator parses; the secret is in neither it nor the log."""
+    import subprocess
+    import sys
+
+    from modelops.operator.observe import REASON_LINE
+
+    termination = tmp_path / "termination-log"
+    base = {"PATH": "/usr/bin:/bin", "MODELOPS_MODEL_NAME": "iris", "MODELOPS_TERMINATION_LOG": str(termination),
+            "MODELOPS_ARTIFACT_URI": "s3://models/iris/v1/model.joblib",
+            "MODELOPS_ARTIFACT_SHA256": artifacts.iris.sha256,
+            "MODELOPS_ARTIFACT_DIR": str(tmp_path / "artifact")}
+    ok = subprocess.run([sys.executable, "-m", "modelops.serving", "fetch"], env={**base, **env(store)},
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "artifact" / "model.joblib").read_bytes() == artifacts.iris.path.read_bytes()
+    (tmp_path / "artifact" / "model.joblib").unlink()
+    wrong = "not-the-secret-" + store.secret[:8]
+    bad = subprocess.run([sys.executable, "-m", "modelops.serving", "fetch"],
+                         env={**base, **env(store, AWS_SECRET_ACCESS_KEY=wrong)},
+                         capture_output=True, text=True, timeout=60)
+    line = termination.read_text().strip()
+    assert bad.returncode == 1 and REASON_LINE.match(line) and line.startswith("AccessDenied: ")
+    assert "SignatureDoesNotMatch" in line
+    for text in (line, bad.stderr, bad.stdout):
+        assert wrong not in text and store.secret not in text
