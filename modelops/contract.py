@@ -113,3 +113,18 @@ IMAGE_UID: Final = 65532  # the images' non-root user and group id (Dockerfile `
 # --- Added by the node side (append only) -------------------------------------------------------
 DEFAULT_OPERATOR_IMAGE: Final = "modelops/operator:0.1.0"  # the tag deploy/operator.yaml runs
 DEV_SAMPLES_NAMESPACE: Final = "demo"  # where `devcluster up --deploy` applies deploy/samples
+
+# --- Added by the artifacts side (append only) --------------------------------------------------
+ENV_S3_ENDPOINT: Final = "MODELOPS_S3_ENDPOINT"  # empty = AWS S3 in the region
+ENV_S3_REGION: Final = "MODELOPS_S3_REGION"
+ENV_S3_ADDRESSING: Final = "MODELOPS_S3_ADDRESSING"  # "path" | "virtual"
+ENV_S3_CA_BUNDLE: Final = "MODELOPS_S3_CA_BUNDLE"  # PEM file path inside the pod
+ENV_MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"  # MLflow's own names
+ENV_MLFLOW_TOKEN: Final = "MLFLOW_TRACKING_TOKEN"
+ENV_MLFLOW_CA_BUNDLE: Final = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+# the AWS SDKs' names, filled from the credentials Secret by secretKeyRef
+ENV_AWS_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+ENV_AWS_SESSION_TOKEN: Final = "AWS_SESSION_TOKEN"
+CA_BUNDLE_MOUNT: Final = "/etc/modelops/ca"
+ANNOTATION_MLFLOW_ALIAS_ROLLOUT: Final = "modelops.io/mlflow-alias-rollout"  # "auto" | "manual"

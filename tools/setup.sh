@@ -28,6 +28,9 @@ if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ] || [ too
   touch .venv/.installed
 fi
 
+# the loopback S3 (moto) and MLflow servers the artifact-source tests start (own venv, cached)
+bash tools/testservers/venv.sh >/dev/null
+
 components=()
 [ "$node" = --node ] && components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 bash tools/build-k8s.sh "${components[@]}" >/dev/null

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from modelops import contract as c
+from modelops.operator import artifact_sources
 from modelops.operator.spec import ModelSpec, PipelineSpec
 
 SERVICE_PORT = 80
@@ -190,6 +191,7 @@ def _model_env(model: str, spec: ModelSpec) -> dict[str, str]:
         env[c.ENV_ARTIFACT_FORMAT] = spec.artifact.format
     if spec.artifact.scheme != "file":
         env[c.ENV_ARTIFACT_DIR] = c.ARTIFACT_MOUNT
+    env.update(artifact_sources.source_env(spec.artifact))
     return env
 
 
@@ -207,14 +209,20 @@ def _artifact_delivery(spec: ModelSpec, image: str, pull_policy: str, env: dict[
     if scheme == "configMap":
         name = spec.artifact.volume_source[1]
         return [{"name": "artifact", "configMap": {"name": name}}], mounts, []
-    # http(s): an init container downloads and verifies into an emptyDir
+    # http(s), s3, models: an init container downloads and verifies into an emptyDir
     fetch = _server_container(spec, image, pull_policy, env, [
         {"name": "scratch", "mountPath": c.SCRATCH_MOUNT},
         {"name": "artifact", "mountPath": c.ARTIFACT_MOUNT}])
     fetch.update(name="fetch", command=list(c.FETCH_COMMAND))
     for key in ("startupProbe", "readinessProbe", "livenessProbe", "ports", "lifecycle"):
         fetch.pop(key)
-    return [{"name": "artifact", "emptyDir": {}}], mounts, [fetch]
+    fetch["env"] += artifact_sources.secret_env(spec.artifact)  # only the init container
+    volumes = [{"name": "artifact", "emptyDir": {}}]
+    ca = artifact_sources.ca_volume(spec.artifact)
+    if ca is not None:
+        volumes.append(ca[0])
+        fetch["volumeMounts"].append(ca[1])
+    return volumes, mounts, [fetch]
 
 
 def _server_container(spec: ModelSpec, image: str, pull_policy: str, env: dict[str, str],

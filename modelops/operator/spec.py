@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from modelops.operator.analysis import RollbackPolicy
 
-URI_SCHEMES = ("file://", "http://", "https://", "pvc://", "configMap://")
+URI_SCHEMES = ("file://", "http://", "https://", "pvc://", "configMap://", "s3://", "models:/")
 STEP_INPUTS = ("previous", "features+previous")
 
 
@@ -23,13 +23,49 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class SecretKey:
+    """A key of a Secret (or ConfigMap) the pod reads; the operator never reads its value."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class S3Source:
+    """spec.artifact.s3: where an s3:// artifact's store is and which Secret holds its keys."""
+
+    endpoint: str = ""
+    region: str = ""
+    addressing: str = ""
+    access_key: SecretKey | None = None
+    secret_key: SecretKey | None = None
+    session_token: SecretKey | None = None
+    ca_config_map: SecretKey | None = None
+    ca_secret: SecretKey | None = None
+
+
+@dataclass(frozen=True)
+class MlflowSource:
+    """spec.artifact.mlflow: the tracking server, its token Secret and the alias policy."""
+
+    tracking_uri: str = ""
+    token: SecretKey | None = None
+    ca_config_map: SecretKey | None = None
+    alias_rollout: str = "Manual"
+
+
+@dataclass(frozen=True)
 class Artifact:
     uri: str
     sha256: str = ""
     format: str = ""
+    s3: S3Source | None = None
+    mlflow: MlflowSource | None = None
 
     @property
     def scheme(self) -> str:
+        if self.uri.startswith("models:/"):
+            return "models"
         return self.uri.split("://", 1)[0]
 
     @property
@@ -62,7 +98,10 @@ class ModelSpec:
 
     @property
     def revision(self) -> str:
-        return revision_of(self.version, self.artifact.sha256)
+        # a models:/ URI is part of the revision: an alias pinned to another registry version
+        # is another Deployment (unchanged for every other scheme)
+        pin = self.artifact.uri if self.artifact.scheme == "models" else ""
+        return revision_of(self.version, self.artifact.sha256 + pin)
 
     def at_version(self, version: str, artifact: Artifact) -> "ModelSpec":
         """This spec, serving another (older) version: how warm Deployments are rebuilt."""
@@ -129,9 +168,43 @@ def _parse_artifact(artifact: Any) -> Artifact:
     if not uri.startswith(URI_SCHEMES):
         raise SpecError(f"spec.artifact.uri must start with one of {', '.join(URI_SCHEMES)}")
     sha256 = str(artifact.get("sha256") or "")
-    if uri.startswith(("http://", "https://")) and not sha256:
-        raise SpecError("spec.artifact.sha256 is required for an http(s) artifact")
-    return Artifact(uri=uri, sha256=sha256, format=str(artifact.get("format") or ""))
+    if uri.startswith(("http://", "https://", "s3://")) and not sha256:
+        raise SpecError("spec.artifact.sha256 is required for an http(s) or s3 artifact")
+    return Artifact(uri=uri, sha256=sha256, format=str(artifact.get("format") or ""),
+                    s3=_parse_s3(artifact.get("s3")), mlflow=_parse_mlflow(artifact.get("mlflow")))
+
+
+def _secret_key(raw: Any, default_key: str) -> SecretKey | None:
+    if not isinstance(raw, Mapping) or not raw.get("name"):
+        return None
+    return SecretKey(str(raw["name"]), str(raw.get("key") or default_key))
+
+
+def _parse_s3(raw: Any) -> S3Source | None:
+    if not isinstance(raw, Mapping):
+        return None
+    creds = raw.get("credentialsSecret") or {}
+    name = creds.get("name") if isinstance(creds, Mapping) else None
+    def key(field_name: str, default: str) -> SecretKey | None:
+        return SecretKey(str(name), str(creds.get(field_name) or default)) if name else None
+    return S3Source(
+        endpoint=str(raw.get("endpoint") or ""), region=str(raw.get("region") or ""),
+        addressing={"Path": "path", "VirtualHost": "virtual"}.get(str(raw.get("addressingStyle")), ""),
+        access_key=key("accessKeyIdKey", "AWS_ACCESS_KEY_ID"),
+        secret_key=key("secretAccessKeyKey", "AWS_SECRET_ACCESS_KEY"),
+        session_token=(SecretKey(str(name), str(creds["sessionTokenKey"]))
+                       if name and creds.get("sessionTokenKey") else None),
+        ca_config_map=_secret_key(raw.get("caBundleConfigMap"), "ca.crt"),
+        ca_secret=_secret_key(raw.get("caBundleSecret"), "ca.crt"))
+
+
+def _parse_mlflow(raw: Any) -> MlflowSource | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return MlflowSource(tracking_uri=str(raw.get("trackingUri") or ""),
+                        token=_secret_key(raw.get("tokenSecret"), "token"),
+                        ca_config_map=_secret_key(raw.get("caBundleConfigMap"), "ca.crt"),
+                        alias_rollout=str(raw.get("aliasRollout") or "Manual"))
 
 
 def parse_pipeline(spec: Mapping[str, Any]) -> PipelineSpec:

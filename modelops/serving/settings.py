@@ -123,8 +123,8 @@ def _model_fields(read: _Reader) -> dict:
     sha256 = read.pattern(c.ENV_ARTIFACT_SHA256, "", _SHA256, "64 hex characters", lower=True)
     if not uri:
         raise invalid(f"{c.ENV_ARTIFACT_URI} is required in model mode")
-    if urlsplit(uri).scheme.lower() in ("http", "https") and not sha256:
-        raise invalid(f"{c.ENV_ARTIFACT_SHA256} is required for an http(s) artifact")
+    if urlsplit(uri).scheme.lower() in ("http", "https", "s3") and not sha256:
+        raise invalid(f"{c.ENV_ARTIFACT_SHA256} is required for an http(s) or s3 artifact")
     trusted = read.text(c.ENV_SKOPS_TRUSTED_TYPES, "")
     return {
         "model_name": read.pattern(c.ENV_MODEL_NAME, "", _NAME, "a DNS-style name", required=True),

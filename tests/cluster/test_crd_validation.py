@@ -73,8 +73,8 @@ BAD = [
     Bad("version-too-long", {"spec.version": "v" * 64}, "spec.version"),
     Bad("artifact-missing", {"spec.artifact": DELETE}, "spec.artifact: Required value"),
     Bad("uri-missing", {"spec.artifact.uri": DELETE}, "spec.artifact.uri: Required value"),
-    Bad("uri-unknown-scheme", {"spec.artifact.uri": "s3://bucket/m.joblib"}, "spec.artifact.uri",
-        "must start with file://, http://, https://, pvc:// or configMap://"),
+    Bad("uri-unknown-scheme", {"spec.artifact.uri": "gs://bucket/m.joblib"}, "spec.artifact.uri",
+        "must start with file://, http://, https://, s3://, models:/, pvc:// or configMap://"),
     Bad("https-without-sha256", {"spec.artifact.sha256": DELETE}, "spec.artifact.sha256: Required value",
         "a downloaded artifact is pinned"),
     Bad("http-without-host", {"spec.artifact.uri": "http:///m.joblib"}, "spec.artifact.uri", "host"),
@@ -143,6 +143,29 @@ BAD = [
     Bad("timeout-too-long", {"spec.timeoutSeconds": 301}, "spec.timeoutSeconds", base=GOOD_PIPELINE),
     Bad("router-replicas-zero", {"spec.replicas": 0}, "spec.replicas", base=GOOD_PIPELINE),
     Bad("pipeline-name-invalid", {"metadata.name": "Pipeline"}, "metadata.name", base=GOOD_PIPELINE),
+    # s3:// and models:/ (the artifacts issue)
+    Bad("s3-without-sha256", {"spec.artifact.uri": "s3://models/iris.joblib", "spec.artifact.sha256": DELETE},
+        "spec.artifact.sha256", "s3://"),
+    Bad("s3-without-key", {"spec.artifact.uri": "s3://models"}, "spec.artifact.uri", "s3://<bucket>/<key>"),
+    Bad("s3-options-on-https", {"spec.artifact.s3": {"region": "eu-west-1"}}, "spec.artifact.s3",
+        "only to an s3://"),
+    Bad("s3-bad-endpoint", {"spec.artifact.uri": "s3://models/iris.joblib",
+                            "spec.artifact.s3": {"endpoint": "minio:9000"}},
+        "spec.artifact.s3.endpoint", "http(s)://host[:port]"),
+    Bad("s3-two-ca-bundles", {"spec.artifact.uri": "s3://models/iris.joblib",
+                              "spec.artifact.s3": {"caBundleConfigMap": {"name": "a"},
+                                                   "caBundleSecret": {"name": "b"}}},
+        "spec.artifact.s3.caBundleSecret", "not both"),
+    Bad("s3-secret-without-name", {"spec.artifact.uri": "s3://models/iris.joblib",
+                                   "spec.artifact.s3": {"credentialsSecret": {"sessionTokenKey": "t"}}},
+        "spec.artifact.s3.credentialsSecret.name"),
+    Bad("models-latest", {"spec.artifact.uri": "models:/iris/latest", "spec.artifact.sha256": DELETE},
+        "spec.artifact.uri", "models:/<name>@<alias>"),
+    Bad("mlflow-options-on-https", {"spec.artifact.mlflow": {"trackingUri": "http://m:5000"}},
+        "spec.artifact.mlflow", "only to a models:/"),
+    Bad("mlflow-alias-rollout", {"spec.artifact.uri": "models:/iris@champion",
+                                 "spec.artifact.mlflow": {"aliasRollout": "Always"}},
+        "spec.artifact.mlflow.aliasRollout"),
 ]
 
 
@@ -227,7 +250,8 @@ def test_every_field_round_trips(control_plane, crds, namespace):
 @pytest.mark.parametrize("uri", [
     "file:///models/iris.joblib", "http://models.local:8000/iris.joblib",
     "https://models.example/iris/1/model.joblib?token=x", "pvc://model-store/iris/1/model.joblib",
-    "configMap://sample-artifacts/iris.joblib",
+    "configMap://sample-artifacts/iris.joblib", "s3://models/iris/1/model.joblib",
+    "models:/iris/3", "models:/iris@champion",
 ])
 def test_every_artifact_scheme_is_accepted(control_plane, scratch_namespace, uri):
     manifest = changed(GOOD_MODEL, {"spec.artifact.uri": uri, "metadata.name": "scheme-check"})

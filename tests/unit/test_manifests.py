@@ -181,7 +181,7 @@ def test_spec_defaults(kind, expected):
 
 
 @pytest.mark.parametrize("kind,fields", [
-    (contract.MODEL_KIND, {"observedGeneration", "desiredVersion", "servingVersion", "lastGoodVersion",
+    (contract.MODEL_KIND, {"observedGeneration", "mlflow", "desiredVersion", "servingVersion", "lastGoodVersion",
                            "servingRevision", "servingSince", "lastGoodRevision", "rollout",
                            "url", "rollback", "analysis", "history", "conditions"}),
     (contract.PIPELINE_KIND, {"observedGeneration", "url", "steps", "conditions"}),

@@ -37,7 +37,7 @@ def test_resolve_local_path(uri, expected):
 
 
 @pytest.mark.parametrize("uri", [
-    "models/iris.joblib", "file://otherhost/m.joblib", "file:relative", "s3://bucket/m.joblib",
+    "models/iris.joblib", "file://otherhost/m.joblib", "file:relative", "gs://bucket/m.joblib",
     "pvc://claim", "pvc:///path", "pvc://claim/../../etc/passwd", "configMap://cm/a/b",
     "configMap://cm/", "configMap:///key", "ftp://x/y",
 ])
