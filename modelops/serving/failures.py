@@ -19,6 +19,7 @@ UNSUPPORTED_FORMAT = "UnsupportedFormat"
 UNTRUSTED_TYPES = "UntrustedTypes"
 VERSION_MISMATCH = "SklearnVersionMismatch"
 LOAD_FAILED = "LoadFailed"
+SELF_TEST_FAILED = "ModelSelfTestFailed"
 
 # Kubernetes keeps at most 4096 bytes of a termination message; stay well below.
 _MAX_MESSAGE_CHARS = 1000
