@@ -167,7 +167,7 @@ def _load_skops(data: bytes, trusted_types: Sequence[str]) -> object:
         raise StartupFailure(
             UNTRUSTED_TYPES,
             f"the skops artifact contains types that are not trusted: {', '.join(untrusted)}; "
-            "add them to MODELOPS_SKOPS_TRUSTED_TYPES if you trust them",
+            "add them to the Model's spec.artifact.trustedTypes (MODELOPS_SKOPS_TRUSTED_TYPES) if you trust them",
         )
     return skops.io.loads(data, trusted=list(trusted_types) or None)
 
