@@ -172,7 +172,10 @@ class Routes:
         signature = self._ready_signature()
         parsed = v2.parse_infer_request(read_body(environ, self.max_body_bytes),
                                         _header(environ, BINARY_HEADER))
-        request_id = _request_id(parsed.id or _header(environ, REQUEST_ID_HEADER))
+        header_id = _header(environ, REQUEST_ID_HEADER)
+        if header_id:
+            _request_id(header_id)  # a bad header is refused even when the body has an id
+        request_id = _request_id(parsed.id or header_id)
         return_steps = parsed.parameters.get("return_steps", False)
         if not isinstance(return_steps, bool):
             raise InvalidInput("parameters.return_steps must be true or false")
