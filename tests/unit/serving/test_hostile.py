@@ -121,3 +121,32 @@ def test_nan_in_an_answer_is_sent_as_null():
     body = json_response({"data": [float("nan"), float("inf"), -float("inf"), 1.5,
                                    np.float64("nan")]}).get_data()
     assert json.loads(body) == {"data": [None, None, None, 1.5, None]}
+
+
+def test_a_worker_still_loading_answers_503_counted_as_not_ready(artifacts, tmp_path):
+    """S1: the 503 of a loading worker is labelled code="not_ready", never a 5xx error."""
+    import threading
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from modelops.serving.app import build_model_app, load_from_settings
+    from modelops.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_env(artifacts.iris.env("iris", "1"))
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(30)
+        return load_from_settings(settings)
+
+    registry = CollectorRegistry()
+    app = build_model_app(settings, registry=registry, load=slow_load, on_failure=lambda f: None,
+                          feedback_path=tmp_path / "feedback.sqlite3")
+    client = app.test_client()
+    assert client.post("/v2/models/iris/infer", json=V2_BODY).status_code == 503
+    assert client.post("/v1/models/iris:predict", json={"instances": [IRIS_ROW]}).status_code == 503
+    text = generate_latest(registry).decode()
+    assert metric(text, "modelops_requests_total", code="not_ready", protocol="v2") == 1.0
+    assert metric(text, "modelops_requests_total", code="not_ready", protocol="v1") == 1.0
+    assert metric(text, "modelops_requests_total", code="503") is None
+    release.set()
