@@ -163,3 +163,26 @@ def test_self_test_passes_the_frame_pipeline(artifacts):
     model = load_model(artifacts.frame.path.read_bytes(), fmt="joblib", method="predict",
                        sha256=artifacts.frame.sha256)
     assert [name for name, _ in model.signature.columns] == ["city", "age", "plan", "income"]
+
+
+def test_numeric_dataframe_model_takes_a_matrix_or_named_columns(make_app, tmp_path):
+    import pandas as pd
+    from serving_support import dump, iris_data
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris_data()
+    df = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(df, y)
+    client = make_app(dump(model, tmp_path / "numeric.joblib"), name="num").test_client()
+    expected = model.predict(df.iloc[:5]).tolist()
+    matrix = {"inputs": [{"name": "x", "shape": [5, 4], "datatype": "FP64", "data": X[:5].tolist()}]}
+    answer = client.post("/v2/models/num/infer", json=matrix)
+    assert answer.status_code == 200 and answer.json["outputs"][0]["data"] == expected
+    named = {"inputs": [{"name": c, "shape": [5], "datatype": "FP64", "data": df[c][:5].tolist()}
+                        for c in ["pw", "sl", "pl", "sw"]]}
+    answer = client.post("/v2/models/num/infer", json=named)
+    assert answer.status_code == 200 and answer.json["outputs"][0]["data"] == expected
+    answer = client.post("/v1/models/num:predict", json={"instances": X[:5].tolist()})
+    assert answer.status_code == 200 and answer.json["predictions"] == expected
