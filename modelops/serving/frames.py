@@ -156,7 +156,7 @@ def from_columns(data: Mapping[str, object], columns: Sequence[tuple[str, str]],
     return frame(arrays, columns, where)
 
 
-def example_row(estimator: object, columns: Sequence[tuple[str, str]]) -> dict:
+def example_row(estimator: object, columns: Sequence[tuple[str, str]], fill: float = 0.0) -> dict:
     """A row for the load-time self-test: a category the model knows per string column."""
     known: dict[str, str] = {}
     for transformer in _walk(estimator):
@@ -166,5 +166,5 @@ def example_row(estimator: object, columns: Sequence[tuple[str, str]]) -> dict:
             for name, first in zip(_column_names(transformer, picked), firsts):
                 if isinstance(first, str):
                     known.setdefault(name, first)
-    return {name: known.get(name, "") if datatype == BYTES else 0.0
+    return {name: known.get(name, "") if datatype == BYTES else fill
             for name, datatype in columns}

@@ -11,6 +11,7 @@ bodies are read by the thread as before (their first MiB is already in).
 
 from __future__ import annotations
 
+import errno
 import re
 import selectors
 import time
@@ -61,10 +62,8 @@ class ReadGate:
     def accept(self, listener) -> None:
         try:
             client_sock, client_addr = listener.accept()
-        except BlockingIOError:
-            return
-        except OSError as error:
-            if error.errno in (103,):  # ECONNABORTED
+        except OSError as error:  # as gunicorn's own accept: a vanished client is no error
+            if error.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return
             raise
         self.nr_conns += 1

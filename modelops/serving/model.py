@@ -113,35 +113,41 @@ def load_model(data: bytes, *, fmt: str, method: str, sha256: str,
 
 
 def self_test(model: LoadedModel) -> None:
-    """Predict once on an input made from the model's own signature; StartupFailure if it raises.
+    """Predict on examples made from the model's own signature; StartupFailure if none works.
 
     A model that cannot predict the input it declares (a DataFrame pipeline served as a matrix,
-    a broken custom step) must not report Ready. Models that declare no input size are skipped.
+    a broken custom step) must not report Ready. Examples are all-zeros and all-ones rows (a
+    log() step cannot take 0); one that predicts is enough. Models that declare no input size
+    are skipped.
     """
-    example = example_input(model)
-    if example is None:
-        return
-    try:
-        model.predict(example, model.signature.default_output)
-    except Exception as error:  # whatever the model raises is why it cannot serve
-        message = " ".join(str(error).split())[:300]
-        raise StartupFailure(SELF_TEST_FAILED, f"a prediction on an example input raised "
-                                               f"{type(error).__name__}: {message}") from None
+    first_error: Exception | None = None
+    for fill in (0.0, 1.0):
+        example = example_input(model, fill)
+        if example is None:
+            return
+        try:
+            model.predict(example, model.signature.default_output)
+            return
+        except Exception as error:  # whatever the model raises is why it cannot serve
+            first_error = first_error or error
+    message = " ".join(str(first_error).split())[:300]
+    raise StartupFailure(SELF_TEST_FAILED, f"a prediction on an example input raised "
+                                           f"{type(first_error).__name__}: {message}")
 
 
-def example_input(model: LoadedModel):
-    """One row the model should accept: known categories for string columns, zeros elsewhere."""
+def example_input(model: LoadedModel, fill: float = 0.0):
+    """One row the model should accept: known categories for string columns, `fill` elsewhere."""
     signature = model.signature
     if signature.columns:
         import pandas as pd
 
         from modelops.serving.frames import example_row
 
-        return pd.DataFrame([example_row(model.estimator, signature.columns)])
+        return pd.DataFrame([example_row(model.estimator, signature.columns, fill)])
     if signature.input_datatype == BYTES:
         return np.array(["example"], dtype=object)
     if signature.n_features:
-        return np.zeros((1, signature.n_features))
+        return np.full((1, signature.n_features), fill)
     return None
 
 
