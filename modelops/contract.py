@@ -77,6 +77,8 @@ ANNOTATION_ROLLBACK_TO: Final = "modelops.io/rollback-to"
 
 # --- Metrics the serving image exports (the rollback monitor reads these) ---------------------
 METRIC_REQUESTS: Final = "modelops_requests_total"  # labels: model, version, protocol, code
+CODE_NOT_READY: Final = "not_ready"
+"""`code` of a request a worker answered 503 while its model loads: not a 5xx error."""
 METRIC_LATENCY: Final = "modelops_request_duration_seconds"  # labels: model, version, protocol
 METRIC_MODEL_ERRORS: Final = "modelops_model_errors_total"  # labels: model, version
 METRIC_INFLIGHT: Final = "modelops_inflight_requests"  # labels: model, version

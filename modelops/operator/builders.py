@@ -189,6 +189,10 @@ def _model_env(model: str, spec: ModelSpec) -> dict[str, str]:
     }
     if spec.artifact.format:
         env[c.ENV_ARTIFACT_FORMAT] = spec.artifact.format
+    if spec.artifact.trusted_types:
+        env[c.ENV_SKOPS_TRUSTED_TYPES] = ",".join(spec.artifact.trusted_types)
+    if spec.artifact.version_policy:
+        env[c.ENV_SKLEARN_VERSION_POLICY] = spec.artifact.version_policy
     if spec.artifact.scheme != "file":
         env[c.ENV_ARTIFACT_DIR] = c.ARTIFACT_MOUNT
     env.update(artifact_sources.source_env(spec.artifact))

@@ -61,6 +61,10 @@ class Artifact:
     format: str = ""
     s3: S3Source | None = None
     mlflow: MlflowSource | None = None
+    trusted_types: tuple[str, ...] = ()
+    """skops types trusted beyond its defaults (spec.artifact.trustedTypes)."""
+    version_policy: str = ""
+    """refuse | warn, or "" for the serving default (spec.artifact.sklearnVersionPolicy)."""
 
     @property
     def scheme(self) -> str:
@@ -168,9 +172,17 @@ def _parse_artifact(artifact: Any) -> Artifact:
     if not uri.startswith(URI_SCHEMES):
         raise SpecError(f"spec.artifact.uri must start with one of {', '.join(URI_SCHEMES)}")
     sha256 = str(artifact.get("sha256") or "")
-    if uri.startswith(("http://", "https://", "s3://")) and not sha256:
-        raise SpecError("spec.artifact.sha256 is required for an http(s) or s3 artifact")
+    if not sha256:
+        raise SpecError("spec.artifact.sha256 is required for every artifact; "
+                        "get it with `sha256sum model.joblib`")
+    trusted = artifact.get("trustedTypes") or []
+    if not isinstance(trusted, list) or not all(isinstance(t, str) and t for t in trusted):
+        raise SpecError("spec.artifact.trustedTypes must be a list of type names")
+    policy = str(artifact.get("sklearnVersionPolicy") or "")
+    if policy not in ("", "refuse", "warn"):
+        raise SpecError("spec.artifact.sklearnVersionPolicy must be refuse or warn")
     return Artifact(uri=uri, sha256=sha256, format=str(artifact.get("format") or ""),
+                    trusted_types=tuple(trusted), version_policy=policy,
                     s3=_parse_s3(artifact.get("s3")), mlflow=_parse_mlflow(artifact.get("mlflow")))
 
 

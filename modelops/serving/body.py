@@ -13,6 +13,8 @@ import json
 import zlib
 from collections.abc import Iterator, Mapping
 
+import orjson
+
 from modelops.serving.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 _READ_CHUNK = 64 * 1024
@@ -105,6 +107,10 @@ def parse_json(body: bytes) -> object:
     """Parse a JSON body; InvalidInput naming the problem (empty, not UTF-8, syntax, depth)."""
     if not body.strip():
         raise InvalidInput("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)  # about half the memory of json.loads, and faster
+    except orjson.JSONDecodeError:
+        pass  # NaN/Infinity literals, integers beyond 64 bits, errors: the stdlib decides
     try:
         return json.loads(body, parse_constant=_keep_constant)
     except RecursionError:

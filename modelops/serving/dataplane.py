@@ -20,7 +20,7 @@ import numpy as np
 
 from modelops.serving import v2
 from modelops.serving.batching import AdaptiveBatcher
-from modelops.serving.errors import InvalidInput, ModelFailed, NotReady
+from modelops.serving.errors import InvalidInput, ModelFailed, NotReady, PayloadTooLarge
 from modelops.serving.failures import StartupFailure
 from modelops.serving.metrics import ServingMetrics
 from modelops.serving.model import LoadedModel, Signature
@@ -28,6 +28,9 @@ from modelops.serving.settings import ServingSettings
 from modelops.serving.shared_dir import WorkerReadiness
 
 log = logging.getLogger(__name__)
+
+MAX_OUTPUT_VALUES = 4_000_000
+"""An answer holds at most this many values (rows x output width, over every output)."""
 
 Tensors = list[tuple[str, np.ndarray]]
 
@@ -142,6 +145,9 @@ class ModelBackend:
             if name not in model.signature.output_names:
                 raise InvalidInput(f"unknown output {name!r}; this model has "
                                    f"{', '.join(model.signature.output_names)}")
+        if len(set(names)) != len(names):
+            raise InvalidInput("an output is requested more than once")
+        _check_output_size(model.signature, names, len(features))
         with self._lock:
             self._in_flight += 1
         try:
@@ -152,8 +158,8 @@ class ModelBackend:
 
     def _predict(self, model: LoadedModel, output: str, features: np.ndarray) -> np.ndarray:
         try:
-            if self._batcher is not None:
-                return self._batcher.submit(output, features)
+            if self._batcher is not None and isinstance(features, np.ndarray):
+                return self._batcher.submit(output, features)  # DataFrames are predicted alone
             return model.predict(features, output)
         except Exception as error:  # whatever the model raises is the model's failure
             self._metrics.model_error()
@@ -165,3 +171,13 @@ class ModelBackend:
         if self._model is None:
             raise NotReady(self.not_ready_reason())
         return self._model
+
+
+def _check_output_size(signature: Signature, names: Sequence[str], rows: int) -> None:
+    """PayloadTooLarge before predicting when the answer would exceed MAX_OUTPUT_VALUES."""
+    widths = {spec.name: int(np.prod([d for d in spec.shape[1:] if d > 0] or [1]))
+              for spec in signature.outputs}
+    values = rows * sum(widths.get(name, 1) for name in names)
+    if values > MAX_OUTPUT_VALUES:
+        raise PayloadTooLarge(f"the answer would hold {values} values, more than "
+                              f"{MAX_OUTPUT_VALUES}; send fewer rows per request")

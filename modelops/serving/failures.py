@@ -20,6 +20,7 @@ UNTRUSTED_TYPES = "UntrustedTypes"
 VERSION_MISMATCH = "SklearnVersionMismatch"
 LOAD_FAILED = "LoadFailed"
 ACCESS_DENIED = "AccessDenied"  # the store refused the credentials (s3://, models:/)
+SELF_TEST_FAILED = "ModelSelfTestFailed"
 
 # Kubernetes keeps at most 4096 bytes of a termination message; stay well below.
 _MAX_MESSAGE_CHARS = 1000

@@ -50,7 +50,7 @@ class ServingMetrics:
                                ["model", "version", "sha256", "format"], multiprocess_mode="livemax",
                                registry=self.registry)
 
-    def observe_request(self, protocol: str, code: int, seconds: float) -> None:
+    def observe_request(self, protocol: str, code: int | str, seconds: float) -> None:
         key = (protocol, code)
         child = self._request_children.get(key)
         if child is None:

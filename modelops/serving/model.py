@@ -22,8 +22,9 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.utils import get_tags
 
 from modelops.serving.failures import (
-    LOAD_FAILED, UNTRUSTED_TYPES, VERSION_MISMATCH, StartupFailure,
+    LOAD_FAILED, SELF_TEST_FAILED, UNTRUSTED_TYPES, VERSION_MISMATCH, StartupFailure,
 )
+from modelops.serving.frames import column_types
 from modelops.serving.tensors import BYTES, datatype_of
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class Signature:
     default_output: str = "predict"
     kind: str = "other"
     """classifier | regressor | other (decides accuracy vs RMSE for feedback)."""
+    columns: tuple[tuple[str, str], ...] = ()
+    """A DataFrame model's (column name, BYTES|FP64) in fitted order; () for matrix models."""
 
     @classmethod
     def generic(cls) -> Signature:
@@ -57,6 +60,8 @@ class Signature:
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
+        if self.columns:
+            return tuple(TensorSpec(name, datatype, (-1,)) for name, datatype in self.columns)
         if self.input_datatype == BYTES:
             return (TensorSpec("input-0", BYTES, (-1,)),)
         return (TensorSpec("input-0", self.input_datatype, (-1, self.n_features or -1)),)
@@ -102,7 +107,48 @@ def load_model(data: bytes, *, fmt: str, method: str, sha256: str,
         raise StartupFailure(
             LOAD_FAILED, f"the artifact is a {type(estimator).__name__}, which has no {method}()"
         )
-    return LoadedModel(estimator, method=method, sha256=sha256, fmt=fmt)
+    loaded = LoadedModel(estimator, method=method, sha256=sha256, fmt=fmt)
+    self_test(loaded)
+    return loaded
+
+
+def self_test(model: LoadedModel) -> None:
+    """Predict on examples made from the model's own signature; StartupFailure if none works.
+
+    A model that cannot predict the input it declares (a DataFrame pipeline served as a matrix,
+    a broken custom step) must not report Ready. Examples are all-zeros and all-ones rows (a
+    log() step cannot take 0); one that predicts is enough. Models that declare no input size
+    are skipped.
+    """
+    first_error: Exception | None = None
+    for fill in (0.0, 1.0):
+        example = example_input(model, fill)
+        if example is None:
+            return
+        try:
+            model.predict(example, model.signature.default_output)
+            return
+        except Exception as error:  # whatever the model raises is why it cannot serve
+            first_error = first_error or error
+    message = " ".join(str(first_error).split())[:300]
+    raise StartupFailure(SELF_TEST_FAILED, f"a prediction on an example input raised "
+                                           f"{type(first_error).__name__}: {message}")
+
+
+def example_input(model: LoadedModel, fill: float = 0.0):
+    """One row the model should accept: known categories for string columns, `fill` elsewhere."""
+    signature = model.signature
+    if signature.columns:
+        import pandas as pd
+
+        from modelops.serving.frames import example_row
+
+        return pd.DataFrame([example_row(model.estimator, signature.columns, fill)])
+    if signature.input_datatype == BYTES:
+        return np.array(["example"], dtype=object)
+    if signature.n_features:
+        return np.full((1, signature.n_features), fill)
+    return None
 
 
 def _deserialise(data: bytes, fmt: str, trusted_types: Sequence[str]) -> object:
@@ -127,7 +173,7 @@ def _load_skops(data: bytes, trusted_types: Sequence[str]) -> object:
         raise StartupFailure(
             UNTRUSTED_TYPES,
             f"the skops artifact contains types that are not trusted: {', '.join(untrusted)}; "
-            "add them to MODELOPS_SKOPS_TRUSTED_TYPES if you trust them",
+            "add them to the Model's spec.artifact.trustedTypes (MODELOPS_SKOPS_TRUSTED_TYPES) if you trust them",
         )
     return skops.io.loads(data, trusted=list(trusted_types) or None)
 
@@ -159,6 +205,7 @@ def signature_of(estimator: object, method: str) -> Signature:
         outputs=tuple(outputs),
         default_output=method,
         kind=kind,
+        columns=column_types(estimator),
     )
 
 

@@ -10,7 +10,6 @@ straight from WSGI (`infer_fast_path`), skipping Flask's per-request context and
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 from importlib import metadata as package_metadata
 
+import orjson
 from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -26,7 +26,7 @@ from modelops import contract as c
 from modelops.serving import v1, v2
 from modelops.serving.body import json_object, read_body
 from modelops.serving.dataplane import InferResult
-from modelops.serving.errors import InvalidInput, NotFound, ServingError
+from modelops.serving.errors import InvalidInput, NotFound, NotReady, ServingError
 from modelops.serving.feedback import FeedbackStore, quality_metric
 from modelops.serving.metrics import ServingMetrics
 from modelops.serving.openapi import OpenApiDocument
@@ -48,7 +48,8 @@ def _header(environ: dict, name: str) -> str | None:
 
 
 def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(payload, default=_json_default), status=status, headers=headers,
+    """JSON answer; NaN and infinities are sent as null (valid JSON, as orjson encodes them)."""
+    return Response(orjson.dumps(payload, default=_json_default), status=status, headers=headers,
                     mimetype="application/json")
 
 
@@ -171,7 +172,10 @@ class Routes:
         signature = self._ready_signature()
         parsed = v2.parse_infer_request(read_body(environ, self.max_body_bytes),
                                         _header(environ, BINARY_HEADER))
-        request_id = _request_id(parsed.id or _header(environ, REQUEST_ID_HEADER))
+        header_id = _header(environ, REQUEST_ID_HEADER)
+        if header_id:
+            _request_id(header_id)  # a bad header is refused even when the body has an id
+        request_id = _request_id(parsed.id or header_id)
         return_steps = parsed.parameters.get("return_steps", False)
         if not isinstance(return_steps, bool):
             raise InvalidInput("parameters.return_steps must be true or false")
@@ -194,12 +198,17 @@ class Routes:
                 response = self._guarded(handler, environ)
         finally:
             self.metrics.inflight.dec()
-        self.metrics.observe_request(protocol, response.status_code, time.perf_counter() - started)
+        code = c.CODE_NOT_READY if getattr(response, "not_ready", False) else response.status_code
+        self.metrics.observe_request(protocol, code, time.perf_counter() - started)
         return response
 
     def _guarded(self, handler: Callable[[], Response], environ: dict | None = None) -> Response:
         try:
             return handler()
+        except NotReady as error:  # a worker still loading: not a server error (label not_ready)
+            response = error_response(error)
+            response.not_ready = True
+            return response
         except ServingError as error:
             return error_response(error)
         except Exception:  # a bug in the server: answer 500, keep the worker alive

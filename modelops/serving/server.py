@@ -28,6 +28,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from modelops import contract as c
 from modelops.serving.balance import SHED_INTERVAL_SECONDS, ConnectionTable, over_share
+from modelops.serving.gate import ReadGate
 from modelops.serving.failures import StartupFailure, write_termination_message
 from modelops.serving.settings import ServingSettings
 from modelops.serving.shared_dir import WorkerReadiness
@@ -62,8 +63,10 @@ def gunicorn_options(settings: ServingSettings) -> dict:
     }
 
 
-class DrainingThreadWorker(ThreadWorker):
+class DrainingThreadWorker(ReadGate, ThreadWorker):
     """gthread worker that loses no connection the kernel accepted before SIGTERM.
+
+    Requests pass the read gate (gate.py) before they take a thread.
 
     A stopping gthread worker stops accepting, and connections still waiting in its listen
     queue would be reset when the socket closes. This worker first accepts (and then serves)

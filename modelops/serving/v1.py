@@ -1,13 +1,15 @@
 """KServe v1 protocol: `{"instances": [[...], ...]}` in, `{"predictions": [...]}` out.
 
-Numeric models take one list of numbers per row; text models take one string per row. Every
-problem is an InvalidInput that names the row. Pure.
+Numeric models take one list of numbers per row; text models take one string per row; DataFrame
+models take one object per row keyed by column, or `{"inputs": {column: [values...]}}` (see
+frames.py). Every problem is an InvalidInput that names the row or column. Pure.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from modelops.serving import frames
 from modelops.serving.body import json_object
 from modelops.serving.errors import InvalidInput
 from modelops.serving.features import check_matrix, check_strings
@@ -18,6 +20,8 @@ from modelops.serving.tensors import BYTES, decode_json, describe, to_json_data
 def parse_predict_request(body: bytes, signature: Signature) -> np.ndarray:
     """The feature matrix (or strings) of a v1 predict request, validated for `signature`."""
     request = json_object(body)
+    if signature.columns:
+        return _frame_request(request, signature)
     if "instances" not in request:
         raise InvalidInput("missing 'instances': send {\"instances\": [[feature, ...], ...]}")
     instances = request["instances"]
@@ -26,6 +30,20 @@ def parse_predict_request(body: bytes, signature: Signature) -> np.ndarray:
     if signature.input_datatype == BYTES:
         return check_strings(decode_json(instances, BYTES, "instances"), "instances")
     return check_matrix(_rows(instances), signature, "instances")
+
+
+def _frame_request(request: dict, signature: Signature):
+    """A DataFrame model's request: row objects in `instances`, or columns in `inputs`."""
+    names = ", ".join(name for name, _ in signature.columns)
+    if "instances" in request:
+        instances = request["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise InvalidInput(f"'instances' must be a non-empty list of rows, got {describe(instances)}")
+        return frames.from_records(instances, signature.columns, signature.allow_nan)
+    if isinstance(request.get("inputs"), dict):
+        return frames.from_columns(request["inputs"], signature.columns, signature.allow_nan, "inputs")
+    raise InvalidInput("missing 'instances': send {\"instances\": [{column: value, ...}, ...]} "
+                       f"or {{\"inputs\": {{column: [values...], ...}}}} with columns {names}")
 
 
 def _rows(instances: list) -> np.ndarray:

@@ -4,8 +4,9 @@ A request is `{"id"?, "parameters"?, "inputs": [{name, shape, datatype, data, pa
 "outputs"?: [{name, parameters?}]}`; data is row-major, flat or nested, or raw bytes after the
 JSON header when `Inference-Header-Content-Length` is set (the binary tensor extension, which
 tritonclient uses by default). Inputs become one feature matrix: a single [rows, features]
-tensor, or several [rows] / [rows, k] tensors joined column-wise in order. Outputs are always
-JSON. Pure.
+tensor, or several [rows] / [rows, k] tensors joined column-wise in order; for a DataFrame model,
+one tensor per column, matched by name (frames.py). Shapes are bounded before anything is
+allocated; output names must be distinct. Outputs are always JSON. Pure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelops.serving import frames
 from modelops.serving.body import json_object
 from modelops.serving.errors import InvalidInput
 from modelops.serving.features import check_matrix, check_strings
@@ -25,6 +27,9 @@ from modelops.serving.tensors import (
 )
 
 MAX_RANK = 8
+MAX_DIMENSION = 2**31 - 1
+MAX_LENGTH_DIGITS = 12
+"""Inference-Header-Content-Length longer than this is refused before int() (4300+ digits raise)."""
 PLATFORM = "scikit-learn"
 
 
@@ -59,7 +64,7 @@ def parse_infer_request(body: bytes, header_length: str | None = None) -> InferR
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
     inputs, offset = [], 0
     for index, raw in enumerate(raw_inputs):
-        tensor, offset = _parse_input(raw, index, binary, offset)
+        tensor, offset = _parse_input(raw, index, binary, offset, len(body))
         inputs.append(tensor)
     if offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input")
@@ -69,7 +74,8 @@ def parse_infer_request(body: bytes, header_length: str | None = None) -> InferR
 def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
+    if (len(header_length) > MAX_LENGTH_DIGITS or not header_length.isdigit()
+            or not 0 < int(header_length) <= len(body)):
         raise InvalidInput(
             f"Inference-Header-Content-Length {header_length!r} must be the JSON header's size "
             f"(1..{len(body)})"
@@ -86,7 +92,8 @@ def _object(value: object, where: str) -> dict:
     return value
 
 
-def _parse_input(raw: object, index: int, binary: bytes, offset: int) -> tuple[InputTensor, int]:
+def _parse_input(raw: object, index: int, binary: bytes, offset: int,
+                 max_elements: int) -> tuple[InputTensor, int]:
     if not isinstance(raw, dict):
         raise InvalidInput(f"inputs[{index}] must be an object, got {describe(raw)}")
     name = raw.get("name")
@@ -96,7 +103,7 @@ def _parse_input(raw: object, index: int, binary: bytes, offset: int) -> tuple[I
     datatype = raw.get("datatype")
     if datatype not in DATATYPES:
         raise InvalidInput(f"{where}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
-    shape = _parse_shape(raw.get("shape"), where)
+    shape = _parse_shape(raw.get("shape"), where, max_elements)
     count = element_count(shape)
     binary_size = _object(raw.get("parameters"), f"inputs[{index}].parameters").get("binary_data_size")
     if binary_size is not None:
@@ -113,11 +120,14 @@ def _parse_input(raw: object, index: int, binary: bytes, offset: int) -> tuple[I
     return InputTensor(name, datatype, shape, decode_json(flat, datatype, where, width)), offset
 
 
-def _parse_shape(shape: object, where: str) -> tuple[int, ...]:
+def _parse_shape(shape: object, where: str, max_elements: int) -> tuple[int, ...]:
     if not isinstance(shape, list) or not 1 <= len(shape) <= MAX_RANK:
         raise InvalidInput(f"{where}: shape must be a list of 1 to {MAX_RANK} sizes")
-    if any(type(dim) is not int or dim < 0 for dim in shape):
-        raise InvalidInput(f"{where}: shape {shape!r} must hold non-negative integers")
+    if any(type(dim) is not int or not 0 <= dim <= MAX_DIMENSION for dim in shape):
+        raise InvalidInput(f"{where}: shape {shape!r} must hold non-negative integers up to {MAX_DIMENSION}")
+    if element_count(shape) > max_elements:
+        raise InvalidInput(f"{where}: shape {shape!r} has more elements than the request "
+                           f"has bytes ({max_elements})")
     return tuple(shape)
 
 
@@ -131,14 +141,56 @@ def _parse_outputs(raw: object) -> tuple[str, ...]:
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"outputs[{index}] must be an object with a string 'name'")
+        if name in names:
+            raise InvalidInput(f"outputs[{index}]: output {name!r} is requested more than once")
         names.append(name)
     return tuple(names)
 
 
 def features_from_inputs(inputs: Sequence[InputTensor], signature: Signature) -> np.ndarray:
     """One feature matrix (or 1-D strings for text models) from the request's input tensors."""
+    if signature.columns and (len(inputs) > 1 or inputs[0].name in dict(signature.columns)
+                              or any(t == BYTES for _, t in signature.columns)):
+        return _frame_input(inputs, signature)
     if signature.input_datatype == BYTES:
         return _text_input(inputs)
+    matrix = _matrix_input(inputs, signature)
+    if signature.columns:  # a numeric DataFrame model sent one matrix: name its columns
+        import pandas as pd
+
+        return pd.DataFrame(matrix, columns=[name for name, _ in signature.columns])
+    return matrix
+
+
+def _frame_input(inputs: Sequence[InputTensor], signature: Signature):
+    """One tensor per column, by name, in any order (MLServer's pandas codec sends this)."""
+    names = [tensor.name for tensor in inputs]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise InvalidInput(f"input {duplicate!r} is sent more than once")
+    frames.check_names(names, signature.columns, "inputs")
+    types = dict(signature.columns)
+    arrays = {}
+    for tensor in inputs:
+        where = f"input {tensor.name!r}"
+        if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+            raise InvalidInput(f"{where}: a column is shape [rows] or [rows, 1], got {list(tensor.shape)}")
+        wanted = types[tensor.name]
+        if (wanted == BYTES) != (tensor.datatype == BYTES):
+            raise InvalidInput(f"{where}: column {tensor.name!r} takes "
+                               f"{'BYTES (strings)' if wanted == BYTES else 'numbers'}, "
+                               f"not {tensor.datatype}")
+        data = tensor.data
+        if wanted != BYTES:
+            data = data.astype(np.float64, copy=False)
+            if not signature.allow_nan and np.isnan(data).any():
+                raise InvalidInput(f"{where}: row {int(np.flatnonzero(np.isnan(data))[0])} is "
+                                   "null/NaN; this model does not accept missing values")
+        arrays[tensor.name] = data
+    return frames.frame(arrays, signature.columns, "inputs")
+
+
+def _matrix_input(inputs: Sequence[InputTensor], signature: Signature) -> np.ndarray:
     for tensor in inputs:
         if tensor.datatype == BYTES:
             raise InvalidInput(f"input {tensor.name!r}: this model takes numbers, not BYTES")

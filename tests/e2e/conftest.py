@@ -217,7 +217,15 @@ def artifacts() -> dict[str, bytes]:
     good = LogisticRegression(max_iter=500).fit(X, y)
     flaky = make_pipeline(FunctionTransformer(np.log), FunctionTransformer(validate=True),
                           LogisticRegression(max_iter=500)).fit(X + 1, y)
-    return {"good.joblib": _dump(good), "flaky.joblib": _dump(flaky)}
+    return {"good.joblib": _dump(good), "flaky.joblib": _dump(flaky),
+            "frame.joblib": _dump(_frame_pipeline())}
+
+
+def _frame_pipeline():
+    """A ColumnTransformer pipeline on a DataFrame: OneHotEncoder on strings, scaler on numbers."""
+    from tests.unit.serving.serving_support import train_frame_pipeline
+
+    return train_frame_pipeline()
 
 
 def _dump(model) -> bytes:

@@ -42,6 +42,22 @@ class TestBuildDeployment:
         assert env[c.ENV_ARTIFACT_DIR] == c.ARTIFACT_MOUNT
         assert all(name.startswith(c.ENV_PREFIX) for name in env)
 
+    def test_skops_trusted_types_and_version_policy_reach_the_pod(self):
+        artifact = {"uri": "configMap://iris-1/model.skops", "sha256": SHA_A, "format": "skops",
+                    "trustedTypes": ["mypkg.Clipper", "mypkg.Scaler"], "sklearnVersionPolicy": "warn"}
+        _, d = _deployment(artifact=artifact)
+        env = _env(d["spec"]["template"]["spec"]["containers"][0])
+        assert env[c.ENV_SKOPS_TRUSTED_TYPES] == "mypkg.Clipper,mypkg.Scaler"
+        assert env[c.ENV_SKLEARN_VERSION_POLICY] == "warn"
+        _, plain = _deployment()
+        assert c.ENV_SKOPS_TRUSTED_TYPES not in _env(plain["spec"]["template"]["spec"]["containers"][0])
+
+    @pytest.mark.parametrize("uri", ["configMap://iris-1/model.joblib", "pvc://models/m.joblib",
+                                     "file:///models/m.joblib", "https://models.example/m.joblib"])
+    def test_every_scheme_needs_a_sha256(self, uri):
+        with pytest.raises(ValueError, match="sha256sum model.joblib"):
+            parse_model(model_spec(artifact={"uri": uri}))
+
     def test_pod_meets_restricted_profile(self):
         _, d = _deployment()
         pod = d["spec"]["template"]["spec"]

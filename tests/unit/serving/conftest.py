@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 from serving_support import (  # noqa: E402
-    Artifact, RaisesOnNegative, SlowClassifier, dump, iris_data, train_forest, train_iris,
+    AlwaysRaises, Artifact, RaisesOnNegative, SlowClassifier, dump, iris_data, train_forest,
+    train_frame_pipeline, train_iris,
 )
 
 from modelops.serving.app import build_model_app  # noqa: E402
@@ -26,6 +27,8 @@ class Artifacts:
         self.forest = dump(train_forest(), directory / "forest.joblib")
         self.raising = dump(RaisesOnNegative().fit(X, y), directory / "raising.joblib")
         self.slow = dump(SlowClassifier(delay=0.05).fit(X, y), directory / "slow.joblib")
+        self.frame = dump(train_frame_pipeline(), directory / "frame.joblib")
+        self.always_raises = dump(AlwaysRaises().fit(X, y), directory / "always_raises.joblib")
 
 
 @pytest.fixture(scope="session")

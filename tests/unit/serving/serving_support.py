@@ -100,3 +100,40 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+class AlwaysRaises(ClassifierMixin, BaseEstimator):
+    """Fits like a classifier; predict always raises (the load-time self-test must refuse it)."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X):
+        raise RuntimeError("this model cannot predict")
+
+
+def frame_data(rows: int = 60):
+    """A DataFrame with string and numeric columns, and a label derived from both."""
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    city = rng.choice(["paris", "lyon", "nice"], rows)
+    plan = rng.choice(["basic", "pro"], rows)
+    age = rng.integers(18, 80, rows).astype(float)
+    income = rng.normal(3000, 800, rows).round(2)
+    label = ((city == "paris") ^ (income > 3000)).astype(int)
+    return pd.DataFrame({"city": city, "age": age, "plan": plan, "income": income}), label
+
+
+def train_frame_pipeline():
+    """ColumnTransformer: OneHotEncoder on the string columns, StandardScaler on the numbers."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = frame_data()
+    columns = ColumnTransformer([("strings", OneHotEncoder(handle_unknown="ignore"), ["city", "plan"]),
+                                 ("numbers", StandardScaler(), ["age", "income"])])
+    return Pipeline([("columns", columns), ("classify", LogisticRegression(max_iter=500))]).fit(X, y)

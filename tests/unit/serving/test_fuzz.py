@@ -1,7 +1,9 @@
 """Property and fuzz tests: thousands of generated requests, never a 5xx, always a JSON answer.
 
 hypothesis drives structured-but-hostile v1 and v2 bodies, arbitrary JSON, raw bytes and odd
-headers against a classifier (no NaN allowed) and a regressor (NaN allowed); schemathesis then
+headers against a classifier (no NaN allowed), a regressor (NaN allowed) and a DataFrame
+pipeline (named string and numeric columns), plus the hostile cases of the security review
+(huge shapes, repeated outputs, over-long header lengths, all 4xx); schemathesis then
 generates requests from the served OpenAPI document. Example counts are printed (-s) at the end.
 """
 
@@ -42,7 +44,8 @@ def apps(artifacts, tmp_path_factory):
         return build_model_app(settings_, registry=CollectorRegistry(),
                                feedback_path=directory / f"{name}.sqlite3")
 
-    yield {"iris": build(artifacts.iris, "iris"), "forest": build(artifacts.forest, "forest")}
+    yield {"iris": build(artifacts.iris, "iris"), "forest": build(artifacts.forest, "forest"),
+           "frame": build(artifacts.frame, "frame")}
     print("\nfuzz examples per test:", dict(COUNTS))
 
 
@@ -122,6 +125,64 @@ def test_raw_bodies_and_headers_never_5xx(apps, path, raw, encoding, compress, h
     if header_length is not None:
         headers["Inference-Header-Content-Length"] = header_length
     check_answer(apps["iris"].test_client().post(path, data=raw, headers=headers), "raw bodies+headers")
+
+
+FRAME_COLUMNS = {"city": "BYTES", "age": "FP64", "plan": "BYTES", "income": "FP64"}
+column_names = st.sampled_from([*FRAME_COLUMNS, "zip", ""])
+frame_cells = st.sampled_from(["paris", "lyon", "nice", "basic", "pro"]) | cells
+records = st.dictionaries(column_names, frame_cells, max_size=5) | st.fixed_dictionaries(
+    {name: (st.sampled_from(["paris", "pro", "x"]) if kind == "BYTES" else numbers) | frame_cells
+     for name, kind in FRAME_COLUMNS.items()})
+column_tensors = st.builds(
+    lambda name, dtype, n, values, shape: {"name": name, "datatype": dtype,
+                                           "shape": shape if shape is not None else [n],
+                                           "data": (values * n)[:n]},
+    column_names, st.sampled_from(["BYTES", "FP64", "INT64", "FP32", "BOOL"]), st.integers(0, 3),
+    st.lists(frame_cells, min_size=1, max_size=3),
+    st.none() | st.lists(st.integers(-1, 2**63), max_size=3))
+frame_bodies = st.one_of(
+    st.fixed_dictionaries({"instances": st.lists(records | rows, max_size=4)}),
+    st.fixed_dictionaries({"inputs": st.dictionaries(column_names, st.lists(frame_cells, max_size=3)
+                                                     | json_values, max_size=5)}),
+    json_values)
+frame_v2_bodies = st.fixed_dictionaries(
+    {"inputs": st.lists(column_tensors | tensors, min_size=1, max_size=6)},
+    optional={"parameters": st.just({"content_type": "pd"}) | json_values,
+              "outputs": st.lists(st.fixed_dictionaries(
+                  {"name": st.sampled_from(["predict", "predict_proba", "?"])}), max_size=3)})
+
+
+@settings(FUZZ, max_examples=800)
+@given(frame_bodies)
+def test_dataframe_v1_bodies_never_5xx(apps, body):
+    check_answer(apps["frame"].test_client().post("/v1/models/frame:predict", data=dump(body)),
+                 "frame v1 bodies")
+
+
+@settings(FUZZ, max_examples=800)
+@given(frame_v2_bodies)
+def test_dataframe_v2_bodies_never_5xx(apps, body):
+    check_answer(apps["frame"].test_client().post("/v2/models/frame/infer", data=dump(body)),
+                 "frame v2 bodies")
+
+
+huge = st.integers(2**31, 2**70)
+hostile_bodies = st.one_of(
+    st.builds(lambda a, b, data: {"inputs": [{"name": "x", "shape": [a, b], "datatype": "FP64", "data": data}]},
+              huge | st.just(0), huge | st.just(0), st.just([]) | st.lists(numbers, max_size=4)),
+    st.builds(lambda n: {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}],
+                         "outputs": [{"name": "predict"}] * n}, st.integers(2, 300)))
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.sampled_from(["iris", "frame"]), hostile_bodies,
+       st.none() | st.integers(13, 5000).map(lambda n: "9" * n))
+def test_hostile_shapes_outputs_and_header_lengths_are_4xx(apps, model, body, header_length):
+    headers = {"Inference-Header-Content-Length": header_length} if header_length else {}
+    response = apps[model].test_client().post(f"/v2/models/{model}/infer", data=dump(body),
+                                              headers=headers)
+    check_answer(response, "hostile")
+    assert 400 <= response.status_code < 500
 
 
 def schema_cases(app) -> st.SearchStrategy:
