@@ -57,13 +57,13 @@ def test_s3_needs_a_pin():
 
 
 def test_mlflow_token_and_tracking_uri():
-    pod = _pod({"uri": "models:/iris@champion",
+    pod = _pod({"uri": "models:/iris@champion", "sha256": SHA_A,
                 "mlflow": {"trackingUri": "http://mlflow.ml:5000", "tokenSecret": {"name": "mlflow"}}})
     env = _env(pod["initContainers"][0])
     assert env[c.ENV_MLFLOW_TRACKING_URI] == "http://mlflow.ml:5000"
     assert env[c.ENV_MLFLOW_TOKEN] == {"secretKeyRef": {"name": "mlflow", "key": "token"}}
     assert c.ENV_MLFLOW_TOKEN not in _env(pod["containers"][0])
-    assert parse_model(model_spec(artifact={"uri": "models:/iris/2"})).artifact.mlflow is None
+    assert parse_model(model_spec(artifact={"uri": "models:/iris/2", "sha256": SHA_A})).artifact.mlflow is None
 
 
 # --- alias decisions ------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_pinned_uri_and_policy():
 
 
 def test_pinned_spec_is_a_new_revision_per_registry_version():
-    spec = parse_model(model_spec(artifact={"uri": URI}, version="champion"))
+    spec = parse_model(model_spec(artifact={"uri": URI, "sha256": SHA_A}, version="champion"))
     v7, v8 = mlflow_alias.pinned_spec(spec, "7"), mlflow_alias.pinned_spec(spec, "8")
     assert v7.artifact.uri == "models:/iris/7" and v7.version == "champion"
     assert len({spec.revision, v7.revision, v8.revision}) == 3
