@@ -113,3 +113,14 @@ IMAGE_UID: Final = 65532  # the images' non-root user and group id (Dockerfile `
 # --- Added by the node side (append only) -------------------------------------------------------
 DEFAULT_OPERATOR_IMAGE: Final = "modelops/operator:0.1.0"  # the tag deploy/operator.yaml runs
 DEV_SAMPLES_NAMESPACE: Final = "demo"  # where `devcluster up --deploy` applies deploy/samples
+
+# --- Added by the quality side (append only) ----------------------------------------------------
+ENV_FEEDBACK_KEY: Final = "MODELOPS_FEEDBACK_KEY"  # HMAC key, from the Model's Secret
+ENV_FEEDBACK_HORIZON: Final = "MODELOPS_FEEDBACK_HORIZON_SECONDS"  # token lifetime, default 86400
+ENV_FEEDBACK_SEEN_CAPACITY: Final = "MODELOPS_FEEDBACK_SEEN_CAPACITY"  # scored tokens kept per pod
+FEEDBACK_SECRET_KEY: Final = "key"  # the data key in the Secret <model>-feedback
+METRIC_FEEDBACK_ROWS: Final = "modelops_feedback_rows_total"  # model, version
+METRIC_FEEDBACK_CORRECT: Final = "modelops_feedback_correct_total"  # model, version
+METRIC_FEEDBACK_CLASS: Final = "modelops_feedback_class_total"  # model, version, class, outcome
+METRIC_FEEDBACK_ABS_ERROR: Final = "modelops_feedback_abs_error_total"  # model, version
+METRIC_FEEDBACK_SQUARED_ERROR: Final = "modelops_feedback_squared_error_total"  # model, version
