@@ -83,3 +83,18 @@ def test_policy_needs_minimum_rows_and_names_the_rule():
                                 max_rmse=1.0, max_mae=None, min_scored_rows=2)
     assert quality_breaches(regressor, QualityWindow(counts_for([0.0, 0.0], [3.0, 3.0], True)))[0][0] \
         == "RmseAboveMaximum"
+
+
+def test_decide_fails_on_quality_without_min_requests():
+    from modelops.operator.analysis import FAILED, RollbackPolicy, WindowStats, decide
+
+    policy = RollbackPolicy.from_spec({"minAccuracy": 0.9, "minRequests": 1000,
+                                       "consecutiveBreaches": 1})
+    bad = QualityWindow(counts_for([0, 1] * 60, [0, 0] * 60))
+    decision = decide(policy, WindowStats(requests=3, errors=0), previous_breaches=0,
+                      quality_window=bad)
+    assert decision.result == FAILED and decision.rollback
+    assert decision.reason == "AccuracyBelowMinimum" and "120 scored rows" in decision.message
+    few = QualityWindow(counts_for([0] * 5, [1] * 5))
+    assert decide(policy, WindowStats(requests=3, errors=0), previous_breaches=0,
+                  quality_window=few).result == "Inconclusive"
