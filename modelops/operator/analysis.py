@@ -260,6 +260,8 @@ class Decision:
     rollback: bool
     reason: str
     message: str
+    quality: Mapping[str, float] | None = None
+    """status.analysis.quality (scoredRows, accuracy, ... as measured), when feedback exists."""
 
 
 def _traffic(policy: RollbackPolicy, stats: WindowStats) -> str:
