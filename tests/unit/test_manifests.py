@@ -281,6 +281,7 @@ RBAC_GOLDEN = {
     ("modelops.io", "modelpipelines/status"): ["get", "patch", "update"],
     ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "update", "delete"],
     ("", "services"): ["get", "list", "watch", "create", "patch", "update", "delete"],
+    ("", "secrets"): ["get", "create"],
     ("", "pods"): ["get", "list", "watch"],
     ("", "events"): ["create", "patch"],
     ("events.k8s.io", "events"): ["create", "patch"],
