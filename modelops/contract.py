@@ -124,3 +124,4 @@ METRIC_FEEDBACK_CORRECT: Final = "modelops_feedback_correct_total"  # model, ver
 METRIC_FEEDBACK_CLASS: Final = "modelops_feedback_class_total"  # model, version, class, outcome
 METRIC_FEEDBACK_ABS_ERROR: Final = "modelops_feedback_abs_error_total"  # model, version
 METRIC_FEEDBACK_SQUARED_ERROR: Final = "modelops_feedback_squared_error_total"  # model, version
+METRIC_FEEDBACK_REQUESTS: Final = "modelops_feedback_requests_total"  # model, version, code

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter
 
+from modelops import contract as c
 from modelops.serving.errors import InvalidInput, ServingError
 
 SEEN_FILENAME = "feedback-seen.sqlite3"
@@ -39,12 +40,12 @@ MAC_BYTES = 16
 MAX_TOKEN_CHARS = 1024
 MAX_FEEDBACK_ROWS = 1000
 KINDS = ("classifier", "regressor")
-M_ROWS = "modelops_feedback_rows_total"
-M_CORRECT = "modelops_feedback_correct_total"
-M_CLASS = "modelops_feedback_class_total"  # labels: model, version, class, outcome (tp|fp|fn)
-M_ABS = "modelops_feedback_abs_error_total"
-M_SQ = "modelops_feedback_squared_error_total"
-M_CALLS = "modelops_feedback_requests_total"  # labels: model, version, code
+M_ROWS = c.METRIC_FEEDBACK_ROWS
+M_CORRECT = c.METRIC_FEEDBACK_CORRECT
+M_CLASS = c.METRIC_FEEDBACK_CLASS  # labels: model, version, class, outcome (tp|fp|fn)
+M_ABS = c.METRIC_FEEDBACK_ABS_ERROR
+M_SQ = c.METRIC_FEEDBACK_SQUARED_ERROR
+M_CALLS = c.METRIC_FEEDBACK_REQUESTS  # labels: model, version, code
 
 
 class Forbidden(ServingError):
