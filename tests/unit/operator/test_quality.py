@@ -98,3 +98,22 @@ def test_decide_fails_on_quality_without_min_requests():
     few = QualityWindow(counts_for([0] * 5, [1] * 5))
     assert decide(policy, WindowStats(requests=3, errors=0), previous_breaches=0,
                   quality_window=few).result == "Inconclusive"
+
+
+def test_scraped_counters_are_parsed_and_summed():
+    from modelops.operator.metrics_source import parse_samples, quality_counters
+
+    text = "\n".join([
+        '# TYPE modelops_feedback_rows_total counter',
+        'modelops_feedback_rows_total{model="iris",version="1"} 10',
+        'modelops_feedback_rows_total{model="iris",version="2"} 99',
+        '# TYPE modelops_feedback_correct_total counter',
+        'modelops_feedback_correct_total{model="iris",version="1"} 7',
+        '# TYPE modelops_feedback_class_total counter',
+        'modelops_feedback_class_total{model="iris",version="1",class="0",outcome="tp"} 7',
+        'modelops_feedback_class_total{model="iris",version="1",class="1",outcome="fp"} 3',
+        'modelops_feedback_class_total{model="iris",version="1",class="0",outcome="fn"} 3', ""])
+    counts = quality_counters(parse_samples(text), model="iris", version="1")
+    assert (counts.rows, counts.correct) == (10, 7)
+    assert counts.classes == {"0": {"tp": 7, "fn": 3}, "1": {"fp": 3}}
+    assert QualityWindow(counts).accuracy == 0.7
