@@ -130,3 +130,14 @@ ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
 ENV_AWS_SESSION_TOKEN: Final = "AWS_SESSION_TOKEN"
 CA_BUNDLE_MOUNT: Final = "/etc/modelops/ca"
 ANNOTATION_MLFLOW_ALIAS_ROLLOUT: Final = "modelops.io/mlflow-alias-rollout"  # "auto" | "manual"
+# --- Added by the quality side (append only) ----------------------------------------------------
+ENV_FEEDBACK_KEY: Final = "MODELOPS_FEEDBACK_KEY"  # HMAC key, from the Model's Secret
+ENV_FEEDBACK_HORIZON: Final = "MODELOPS_FEEDBACK_HORIZON_SECONDS"  # token lifetime, default 86400
+ENV_FEEDBACK_SEEN_CAPACITY: Final = "MODELOPS_FEEDBACK_SEEN_CAPACITY"  # scored tokens kept per pod
+FEEDBACK_SECRET_KEY: Final = "key"  # the data key in the Secret <model>-feedback
+METRIC_FEEDBACK_ROWS: Final = "modelops_feedback_rows_total"  # model, version
+METRIC_FEEDBACK_CORRECT: Final = "modelops_feedback_correct_total"  # model, version
+METRIC_FEEDBACK_CLASS: Final = "modelops_feedback_class_total"  # model, version, class, outcome
+METRIC_FEEDBACK_ABS_ERROR: Final = "modelops_feedback_abs_error_total"  # model, version
+METRIC_FEEDBACK_SQUARED_ERROR: Final = "modelops_feedback_squared_error_total"  # model, version
+METRIC_FEEDBACK_REQUESTS: Final = "modelops_feedback_requests_total"  # model, version, code

@@ -65,9 +65,16 @@ _SPEC_FIELDS: dict[str, tuple[str, str, float | None, float | None]] = {
     "bakeWindow": ("bake_window_seconds", "duration", None, None),
     "minAccuracy": ("min_accuracy", "number", 0.0, 1.0),
     "maxRmse": ("max_rmse", "number", 0.0, None),
+    "minPrecision": ("min_precision", "number", 0.0, 1.0),
+    "minRecall": ("min_recall", "number", 0.0, 1.0),
+    "maxMae": ("max_mae", "number", 0.0, None),
+    "minScoredRows": ("min_scored_rows", "int", 1, 10_000_000),
     "keepPrevious": ("keep_previous", "int", 1, 10),
     "progressDeadlineSeconds": ("progress_deadline_seconds", "int", 10, 3600),
 }
+
+
+_QUALITY_KEYS = ("minAccuracy", "maxRmse", "minPrecision", "minRecall", "maxMae")
 
 
 def _spec_value(key: str, value: Any) -> Any:
@@ -114,6 +121,10 @@ class RollbackPolicy:
     bake_window_seconds: float = 1800
     min_accuracy: float | None = None
     max_rmse: float | None = None
+    min_precision: float | None = None
+    min_recall: float | None = None
+    max_mae: float | None = None
+    min_scored_rows: int = 100
     keep_previous: int = 1
     progress_deadline_seconds: int = 600
 
@@ -135,7 +146,7 @@ class RollbackPolicy:
         values = {
             _SPEC_FIELDS[key][0]: _spec_value(key, value)
             for key, value in rollback.items()
-            if value is not None or key not in ("minAccuracy", "maxRmse")
+            if value is not None or key not in _QUALITY_KEYS
         }
         policy = cls(**values)
         if policy.interval_seconds > policy.window_seconds:
@@ -249,6 +260,8 @@ class Decision:
     rollback: bool
     reason: str
     message: str
+    quality: Mapping[str, float] | None = None
+    """status.analysis.quality (scoredRows, accuracy, ... as measured), when feedback exists."""
 
 
 def _traffic(policy: RollbackPolicy, stats: WindowStats) -> str:
@@ -302,6 +315,7 @@ def decide(
     previous_breaches: int,
     quality: Mapping[str, float] | None = None,
     unavailable_reason: str | None = None,
+    quality_window: Any = None,
 ) -> Decision:
     """Judge one window: Passed resets the breach count, Failed adds one, Inconclusive holds it.
 
@@ -318,14 +332,29 @@ def decide(
     rate = stats.error_rate if stats and requests else None
     rate = None if rate is None or math.isnan(rate) else rate
     unjudgeable = _unjudgeable(policy, stats, unavailable_reason)
+    from_quality = quality_decision(policy, quality_window)
+    if (unjudgeable or stats is None) and from_quality:
+        return _failed(policy, from_quality, previous_breaches, rate, requests)
     if unjudgeable or stats is None:
         reason, text = unjudgeable or (REASON_METRICS_UNAVAILABLE, "no data")
         message = _sentence(f"{text}; breach count held at {previous_breaches}")
         return Decision(INCONCLUSIVE, rate, requests, previous_breaches, False, reason, message)
-    breaches = _breaches(policy, stats, quality or {})
+    breaches = _breaches(policy, stats, quality or {}) + from_quality
     if not breaches:
         message = _sentence(f"{_traffic(policy, stats)} <= {policy.error_rate_threshold:.2%}")
         return Decision(PASSED, rate, requests, 0, False, REASON_ERROR_RATE_WITHIN, message)
+    return _failed(policy, breaches, previous_breaches, rate, requests)
+
+
+def quality_decision(policy: RollbackPolicy, window: Any) -> list[tuple[str, str]]:
+    """Quality rules broken by `window` (a quality.QualityWindow or None); see quality.py."""
+    from modelops.operator.quality import quality_breaches
+
+    return quality_breaches(policy, window)
+
+
+def _failed(policy: RollbackPolicy, breaches: list[tuple[str, str]], previous_breaches: int,
+            rate: float | None, requests: float) -> Decision:
     count = previous_breaches + 1
     rollback = policy.enabled and count >= policy.consecutive_breaches
     text = "; ".join(part for _, part in breaches)

@@ -27,6 +27,27 @@ GRACEFUL_SECONDS = 20
 TERMINATION_GRACE_SECONDS = 30
 
 
+SCRATCH_SIZE_LIMIT = "512Mi"  # metrics files + feedback seen-set (~100 B a token, 1M by default)
+
+
+def feedback_secret_name(model: str) -> str:
+    return f"{model[:244]}-feedback"
+
+
+def build_feedback_secret(model: str, key: str) -> dict:
+    """The Model's feedback HMAC key; created once (never updated) with a random `key`."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": feedback_secret_name(model),
+                         "labels": {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_PART_OF: "modelops",
+                                    c.LABEL_MODEL: model}},
+            "stringData": {c.FEEDBACK_SECRET_KEY: key}}
+
+
+def feedback_key_env(model: str) -> dict:
+    return {"name": c.ENV_FEEDBACK_KEY, "valueFrom": {"secretKeyRef": {
+        "name": feedback_secret_name(model), "key": c.FEEDBACK_SECRET_KEY}}}
+
+
 def deployment_name(model: str, revision: str) -> str:
     return f"{model[:52]}-{revision}"
 
@@ -60,13 +81,14 @@ def build_deployment(model: str, spec: ModelSpec, *, image: str,
     env = _model_env(model, spec)
     volumes, mounts, init_containers = _artifact_delivery(spec, image, pull_policy, env)
     container = _server_container(spec, image, pull_policy, env, mounts)
+    container["env"].append(feedback_key_env(model))
     pod_spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(),
         "containers": [container],
-        "volumes": [{"name": "scratch", "emptyDir": {}}, *volumes],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": SCRATCH_SIZE_LIMIT}}, *volumes],
     }
     if init_containers:
         pod_spec["initContainers"] = init_containers

@@ -107,6 +107,19 @@ def ensure(obj: dict, namespace: str, live: Mapping[str, Any] | None) -> str | N
         raise
 
 
+def create_secret_once(obj: dict, namespace: str) -> bool:
+    """Create a Secret unless one with its name exists (never updates it); True if created."""
+    if not _clients:
+        configure()
+    try:
+        _clients["core"].create_namespaced_secret(namespace, obj, _preload_content=False)
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
+
+
 def delete(kind: str, name: str, namespace: str) -> bool:
     api, plural = _api(kind)
     try:

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelops import contract
 from modelops.operator.analysis import PodCounters, Snapshot, WindowStats
+from modelops.operator.quality import QualityCounts, QualityWindow
 
 MAX_METRICS_BYTES = 16 * 1024 * 1024  # far above any real /metrics page; bounds memory
 MAX_PARALLEL_SCRAPES = 8
@@ -95,6 +96,26 @@ def quality_values(samples: Iterable, *, model: str, version: str) -> dict[str, 
     return found
 
 
+_QUALITY_FIELDS = {contract.METRIC_FEEDBACK_ROWS: "rows", contract.METRIC_FEEDBACK_CORRECT: "correct",
+                   contract.METRIC_FEEDBACK_ABS_ERROR: "abs_error",
+                   contract.METRIC_FEEDBACK_SQUARED_ERROR: "squared_error"}
+
+
+def quality_counters(samples: Iterable, *, model: str, version: str) -> QualityCounts:
+    """One pod's cumulative feedback counters for model+version (summed over workers already)."""
+    values = dict.fromkeys(_QUALITY_FIELDS.values(), 0.0)
+    classes: dict[str, dict[str, float]] = {}
+    for sample in samples:
+        name = sample.name
+        if name in _QUALITY_FIELDS and _matches(sample, name, model, version):
+            values[_QUALITY_FIELDS[name]] += sample.value
+        elif _matches(sample, contract.METRIC_FEEDBACK_CLASS, model, version):
+            outcome = classes.setdefault(sample.labels.get("class", ""), {})
+            key = sample.labels.get("outcome", "")
+            outcome[key] = outcome.get(key, 0.0) + sample.value
+    return QualityCounts(classes=classes, **values)
+
+
 class ScrapeSource:
     """Scrapes the serving pods' /metrics pages directly (the default metrics source)."""
 
@@ -139,6 +160,13 @@ class ScrapeSource:
             for pod, samples in scraped.items()
         }
         return Snapshot(time=now, pods=pods, unscraped=failed)
+
+    def quality_counters(self, pod_urls: Mapping[str, str], *, model: str,
+                         version: str) -> dict[str, QualityCounts]:
+        """Each readable pod's cumulative feedback counters (pod -> counts)."""
+        scraped, _ = self._scrape(pod_urls)
+        return {pod: quality_counters(samples, model=model, version=version)
+                for pod, samples in scraped.items()}
 
     def quality(self, pod_urls: Mapping[str, str], *, model: str, version: str) -> dict[str, float]:
         """The mean of each quality metric (accuracy, rmse) over the pods that report it.
@@ -262,3 +290,31 @@ class PrometheusSource:
             )
             totals.append(self.query(f"sum(increase({selector}[{window}]))", at=at))
         return WindowStats(requests=totals[0], errors=totals[1])
+
+    def vector(self, promql: str, *, at: float | None = None) -> list[tuple[dict, float]]:
+        """Run one instant query; (labels, value) per series."""
+        url = f"{self.base_url}/api/v1/query"
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        try:
+            payload = self.session.get(url, params=params, timeout=self.timeout).json()
+        except (requests.RequestException, ValueError) as exc:
+            raise MetricsUnavailable(f"Prometheus query failed: {exc}") from exc
+        parse_query_result(payload, promql)  # raises on errors and odd shapes
+        return [(item.get("metric", {}), float(item["value"][1]))
+                for item in payload["data"]["result"]]
+
+    def quality_window(self, *, namespace: str, model: str, version: str,
+                       window_seconds: float, now: float | None = None) -> QualityWindow:
+        """Feedback counts of model+version over the window, summed over pods by PromQL."""
+        window, at = promql_range(window_seconds), time.time() if now is None else now
+        labels = [] if self.namespace_label is None else [(self.namespace_label, namespace)]
+        matchers = ",".join([f"{k}={promql_string(v)}" for k, v in labels]
+                            + [f"model={promql_string(model)}", f"version={promql_string(version)}"])
+        values = {field: self.query(f"sum(increase({name}{{{matchers}}}[{window}]))", at=at)
+                  for name, field in _QUALITY_FIELDS.items()}
+        classes: dict[str, dict[str, float]] = {}
+        query = (f"sum by (class, outcome) (increase({contract.METRIC_FEEDBACK_CLASS}"
+                 f"{{{matchers}}}[{window}]))")
+        for series, value in self.vector(query, at=at):
+            classes.setdefault(series.get("class", ""), {})[series.get("outcome", "")] = value
+        return QualityWindow(QualityCounts(classes=classes, **values))

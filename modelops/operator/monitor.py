@@ -9,12 +9,14 @@ Inconclusive decision that says why (it never rolls back).
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections import deque
 from typing import Any, Iterable, Mapping
 
 from modelops import contract
 from modelops.operator import analysis
 from modelops.operator.metrics_source import MetricsUnavailable, PrometheusSource, ScrapeSource
+from modelops.operator.quality import QualityWindow, window_counts
 from modelops.operator.rollout import iso, parse_iso
 from modelops.operator.settings import OperatorSettings
 from modelops.operator.spec import ModelSpec
@@ -28,7 +30,8 @@ class Monitor:
                            if settings.prometheus_url else None)
         self._history: dict[tuple[str, str], deque[analysis.Snapshot]] = {}
         self._lock = threading.Lock()
-        self._errors: dict[tuple[str, str], str] = {}  # the latest scrape failure, to report
+        self._errors: dict[tuple[str, str], str] = {}
+        self._quality_history: dict[tuple[str, str], deque] = {}  # (model, version) -> samples  # the latest scrape failure, to report
 
     def forget(self, uid: str) -> None:
         with self._lock:
@@ -64,6 +67,7 @@ class Monitor:
             "errorRate": decision.error_rate, "requests": round(decision.requests),
             "consecutiveBreaches": decision.consecutive_breaches, "result": decision.result,
             "reason": decision.reason, "message": decision.message,
+            **({"quality": decision.quality} if getattr(decision, "quality", None) else {}),
         }
 
     def _remember(self, uid, revision, urls, name, version, now, policy) -> list:
@@ -97,9 +101,25 @@ class Monitor:
                                               now=now)
                 if stats is None and scrape_error:
                     raise MetricsUnavailable(scrape_error)
-            if policy.min_accuracy is not None or policy.max_rmse is not None:
-                quality = self.scrape.quality(urls, model=name, version=version) if urls else None
+            quality = self._quality(policy, urls, namespace, name, version, now)
         except MetricsUnavailable as error:
             return analysis.decide(policy, None, previous_breaches=breaches,
                                    unavailable_reason=str(error))
-        return analysis.decide(policy, stats, previous_breaches=breaches, quality=quality)
+        decision = analysis.decide(policy, stats, previous_breaches=breaches, quality_window=quality)
+        if quality is not None and quality.counts.rows:
+            decision = replace(decision, quality=quality.as_status())
+        return decision
+
+    def _quality(self, policy, urls, namespace, name, version, now):
+        """The feedback counts over the window (quality.QualityWindow), by PromQL or scraping."""
+        if self.prometheus is not None:
+            return self.prometheus.quality_window(namespace=namespace, model=name, version=version,
+                                                  window_seconds=policy.window_seconds, now=now)
+        if not urls:
+            return None
+        key = (namespace, name, version)
+        samples = self._quality_history.setdefault(key, deque())
+        samples.append((now, self.scrape.quality_counters(urls, model=name, version=version)))
+        while samples and samples[0][0] < now - policy.window_seconds:
+            samples.popleft()
+        return QualityWindow(window_counts([pods for _, pods in samples]))

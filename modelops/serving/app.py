@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from modelops.serving.artifact import artifact_format, read_verified, resolve_local_path
 from modelops.serving.dataplane import ModelBackend
 from modelops.serving.failures import StartupFailure
-from modelops.serving.feedback import FILENAME, FeedbackStore, QualityCollector, quality_metric
+from modelops.serving.feedback import SEEN_FILENAME, Feedback, QualityCounters, SeenSet
 from modelops.serving.metrics import ServingMetrics, StepMetrics
 from modelops.serving.model import LoadedModel, load_model
 from modelops.serving.openapi import OpenApiDocument
@@ -31,7 +31,7 @@ BACKEND_KEY = "modelops.backend"
 
 
 def create_app(backend, metrics: ServingMetrics, *, max_body_bytes: int,
-               feedback: FeedbackStore | None = None) -> Flask:
+               feedback: Feedback | None = None) -> Flask:
     """The Flask app serving `backend` (a ModelBackend or PipelineBackend)."""
     app = Flask("modelops.serving")
     routes = Routes(backend, metrics, max_body_bytes=max_body_bytes, feedback=feedback,
@@ -80,8 +80,8 @@ def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | 
     backend = ModelBackend(settings, metrics, load=load or partial(load_from_settings, settings),
                            readiness=readiness)
     if feedback_path is None and settings.metrics_dir is not None:
-        feedback_path = settings.metrics_dir / FILENAME
-    feedback = _feedback_store(settings, metrics, backend, feedback_path)
+        feedback_path = settings.metrics_dir.parent / SEEN_FILENAME  # kept across restarts
+    feedback = _feedback(settings, metrics, feedback_path)
     if on_failure is None:
         backend.load()
     else:
@@ -89,19 +89,15 @@ def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | 
     return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback)
 
 
-def _feedback_store(settings: ServingSettings, metrics: ServingMetrics, backend: ModelBackend,
-                    path: Path | None) -> FeedbackStore | None:
-    if settings.feedback_window == 0 or path is None:
+def _feedback(settings: ServingSettings, metrics: ServingMetrics,
+              path: Path | None) -> Feedback | None:
+    if not settings.feedback_key or path is None or settings.feedback_window == 0:
         return None
-    store = FeedbackStore(path, window=settings.feedback_window)
-
-    def metric() -> str | None:
-        model = backend.model
-        return quality_metric(model.signature.kind) if model is not None else None
-
-    metrics.add_collector(QualityCollector(store, model=settings.model_name,
-                                           version=settings.model_version, metric=metric))
-    return store
+    return Feedback(key=settings.feedback_key.encode(), model=settings.model_name,
+                    version=settings.model_version,
+                    seen=SeenSet(path, capacity=settings.feedback_seen_capacity),
+                    counters=QualityCounters(settings.model_name, metrics.registry),
+                    horizon_seconds=settings.feedback_horizon_seconds)
 
 
 def build_pipeline_app(settings: ServingSettings, *, registry: CollectorRegistry | None = None) -> Flask:

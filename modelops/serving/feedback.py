@@ -1,216 +1,255 @@
-"""Model quality from feedback: remember recent predictions, score ground truth against them.
+"""Model quality from feedback: signed per-row tokens, scored into Prometheus counters.
 
-Each successful prediction is remembered by its request id in an sqlite file in the pod's shared
-directory, so feedback can arrive at any gunicorn worker. Only the last `window` predictions and
-the last `window` feedback entries are kept (a sliding window). Accuracy (classifiers) or RMSE
-(regressors) over the feedback window is computed when /metrics is scraped and exported as
-contract.METRIC_QUALITY{model, version, metric}. score() is pure; FeedbackStore does file I/O.
+Each predicted row of a classifier or single-output regressor gets a feedback token:
+`base64url(payload).base64url(mac)`, where the payload holds the version, kind, the row's
+prediction, a random 128-bit nonce and an expiry (default 24 h), and the MAC is HMAC-SHA256
+(truncated to 128 bits) over the model name and the payload with the Model's key
+(MODELOPS_FEEDBACK_KEY, from the Secret the operator creates). Any pod holding the key can score
+a token without shared state: the prediction travels inside it. The client's own request id
+plays no part, so nobody can score a prediction whose token they did not receive.
+
+Replay: a pod keeps the nonces it has scored in a bounded sqlite seen-set in its emptyDir,
+shared by its workers and kept across container restarts until the token expires. So a token
+is scored at most once per pod; with R pods, at most R times (plus once per pod replacement)
+within its horizon. Scoring adds to counters (rows, correct, per-class TP/FP/FN, absolute and
+squared error) labelled with the token's version; the operator turns window deltas into
+accuracy, precision, recall, RMSE and MAE. `make_token`/`open_token`/`score_row` are pure.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
-import logging
 import math
-import queue
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter
 
 from modelops import contract as c
-from modelops.serving.errors import InvalidInput, NotFound
+from modelops.serving.errors import InvalidInput, ServingError
 
-log = logging.getLogger(__name__)
-
-FILENAME = "feedback.sqlite3"
-_MAX_BATCH = 1000
-_FLUSH_TIMEOUT_SECONDS = 2.0
-# The writer lets predictions gather this long before a transaction: one commit per request
-# costs ~150 us of the worker's CPU, one per batch a few us per request (flush() cuts it short).
-WRITE_INTERVAL_SECONDS = 0.02
-_OTHER_WORKERS_GRACE_SECONDS = 0.05  # > WRITE_INTERVAL_SECONDS: another worker's batch is stored
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS predictions (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT UNIQUE NOT NULL, labels TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS feedback (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT UNIQUE NOT NULL, n REAL NOT NULL, correct REAL NOT NULL, sqerr REAL NOT NULL)",
-)
+SEEN_FILENAME = "feedback-seen.sqlite3"
+MAC_BYTES = 16
+MAX_TOKEN_CHARS = 1024
+MAX_FEEDBACK_ROWS = 1000
+KINDS = ("classifier", "regressor")
+M_ROWS = c.METRIC_FEEDBACK_ROWS
+M_CORRECT = c.METRIC_FEEDBACK_CORRECT
+M_CLASS = c.METRIC_FEEDBACK_CLASS  # labels: model, version, class, outcome (tp|fp|fn)
+M_ABS = c.METRIC_FEEDBACK_ABS_ERROR
+M_SQ = c.METRIC_FEEDBACK_SQUARED_ERROR
+M_CALLS = c.METRIC_FEEDBACK_REQUESTS  # labels: model, version, code
 
 
-def quality_metric(kind: str) -> str:
-    """RMSE for regressors, accuracy for everything else (classifiers, clusterers)."""
-    return "rmse" if kind == "regressor" else "accuracy"
+class Forbidden(ServingError):
+    status = 403
 
 
-def score(predicted: list, truth: object, metric: str) -> tuple[float, float, float]:
-    """(values, correct, squared error) of `truth` against one request's predictions."""
-    if not isinstance(truth, list):
-        raise InvalidInput("'truth' must be a list with one value per predicted row")
-    if len(truth) != len(predicted):
-        raise InvalidInput(f"'truth' has {len(truth)} values but that prediction had {len(predicted)} rows")
-    if metric == "accuracy":
-        return float(len(truth)), float(sum(p == t for p, t in zip(predicted, truth))), 0.0
-    pairs = [(p, t) for row_p, row_t in zip(predicted, truth) for p, t in _values(row_p, row_t)]
-    if any(type(t) not in (int, float) or not math.isfinite(t) for _, t in pairs):
-        raise InvalidInput("'truth' values must be finite numbers for a regressor")
-    return float(len(pairs)), 0.0, float(sum((p - t) ** 2 for p, t in pairs))
+class Replayed(ServingError):
+    status = 409
 
 
-def _values(predicted: object, truth: object) -> list[tuple]:
-    if isinstance(predicted, list):
-        if not isinstance(truth, list) or len(truth) != len(predicted):
-            raise InvalidInput("each 'truth' row must have as many values as the predicted row")
-        return list(zip(predicted, truth))
-    return [(predicted, truth)]
+class Full(ServingError):
+    status = 429
 
 
-class FeedbackStore:
-    """The shared sliding window of predictions and feedback for one model version.
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    remember() only queues: a writer thread stores queued predictions in batches, one
-    transaction each, at most every `write_interval` seconds, so the request path pays
-    microseconds instead of an sqlite commit. record() first has this worker's queue written
-    at once, and waits once briefly for other workers', so a prediction is found as soon as its
-    response has been sent.
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, model: str, payload: bytes) -> bytes:
+    return hmac.new(key, model.encode() + b"\0" + payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def make_token(key: bytes, *, model: str, version: str, kind: str, prediction: object,
+               expires: int, nonce: bytes | None = None) -> str:
+    """A signed token for one predicted row."""
+    body = {"v": version, "k": kind[0], "p": prediction, "e": int(expires),
+            "n": _b64(nonce or os.urandom(16))}
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_mac(key, model, payload))}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    version: str
+    kind: str
+    prediction: object
+    expires: int
+    nonce: str
+
+
+def open_token(key: bytes, model: str, token: object, now: float) -> Claim:
+    """Verify a token; Forbidden if forged, for another model or expired."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        raise InvalidInput("'token' must be a feedback token from a prediction's response")
+    payload_text, mac_text = token.split(".")
+    try:
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
+    except ValueError:
+        raise InvalidInput("'token' is not base64url") from None
+    if not hmac.compare_digest(mac, _mac(key, model, payload)):
+        raise Forbidden("feedback token is not valid for this model (forged or altered)")
+    body = json.loads(payload)
+    if body["e"] < now:
+        raise Forbidden("feedback token has expired")
+    kind = "classifier" if body["k"] == "c" else "regressor"
+    return Claim(str(body["v"]), kind, body["p"], int(body["e"]), str(body["n"]))
+
+
+@dataclass(frozen=True)
+class Score:
+    """What one scored row adds to the counters."""
+
+    correct: bool = False
+    predicted: str = ""
+    truth: str = ""
+    abs_error: float = 0.0
+    squared_error: float = 0.0
+
+
+def score_row(claim: Claim, truth: object, classes: tuple[str, ...] | None) -> Score:
+    """Score one true value against a claim; InvalidInput when the truth cannot be scored.
+
+    Classifier truths must be one of the serving model's classes (bounding label values).
     """
+    if claim.kind == "regressor":
+        if type(truth) not in (int, float) or not math.isfinite(truth):
+            raise InvalidInput("'truth' must be a finite number for a regressor")
+        error = float(claim.prediction) - float(truth)
+        return Score(abs_error=abs(error), squared_error=error * error)
+    if isinstance(truth, (dict, list)) or truth is None:
+        raise InvalidInput("'truth' must be one class label")
+    predicted, actual = _class_name(claim.prediction), _class_name(truth)
+    if classes is not None and actual not in classes:
+        raise InvalidInput(f"'truth' {truth!r} is not one of the model's classes")
+    return Score(correct=predicted == actual, predicted=predicted, truth=actual)
 
-    def __init__(self, path: Path, *, window: int,
-                 write_interval: float = WRITE_INTERVAL_SECONDS) -> None:
-        self.path = path
-        self.window = window
-        self._write_interval = write_interval
+
+def _class_name(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+class SeenSet:
+    """Nonces this pod has scored, shared by its workers, kept until their tokens expire."""
+
+    def __init__(self, path: Path, *, capacity: int) -> None:
+        self.path, self.capacity = path, capacity
         self._local = threading.local()
-        self._pending: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        self._progress = threading.Condition()
-        self._write_now = threading.Event()
-        self._queued = 0
-        self._written = 0
-        self.transactions = 0
-        """Batches written so far (for tests and logs)."""
-        for statement in _SCHEMA:
-            self._connection().execute(statement)
-        threading.Thread(target=self._write_forever, name="modelops-feedback", daemon=True).start()
+        self._db().execute("CREATE TABLE IF NOT EXISTS seen (nonce TEXT PRIMARY KEY, "
+                           "expires INTEGER NOT NULL)")
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=OFF")
-            self._local.connection = connection
-        return connection
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
 
-    def remember(self, request_id: str, labels: list) -> None:
-        """Queue one request's predicted labels (or values) under its id."""
-        with self._progress:
-            self._queued += 1
-        self._pending.put((request_id, json.dumps(labels, default=str)))
-
-    def flush(self, timeout: float = _FLUSH_TIMEOUT_SECONDS) -> bool:
-        """Store everything this worker queued so far, now; False if that took over `timeout`."""
-        with self._progress:
-            target = self._queued
-
-            def stored() -> bool:
-                if self._written >= target:
-                    return True
-                self._write_now.set()  # again after each batch: the target may span two
-                return False
-
-            return self._progress.wait_for(stored, timeout)
-
-    def _write_forever(self) -> None:
-        db = self._connection()
-        backlog = False
-        while True:
-            rows = [self._pending.get()]
-            if not backlog:
-                self._write_now.wait(self._write_interval)
-            self._write_now.clear()
-            while len(rows) < _MAX_BATCH:
-                try:
-                    rows.append(self._pending.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._write(db, rows)
-            except sqlite3.Error as error:  # feedback is best effort; predictions already answered
-                log.warning("Could not store %d predictions for feedback: %s", len(rows), error)
-            backlog = len(rows) == _MAX_BATCH
-            with self._progress:
-                self._written += len(rows)
-                self.transactions += 1
-                self._progress.notify_all()
-
-    def _write(self, db: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+    def claim(self, claims: list[Claim], now: float) -> None:
+        """Mark every nonce seen, all or none; Replayed if one was seen, Full if at capacity."""
+        db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO predictions (id, labels) VALUES (?, ?)", rows)
-            self._trim(db, "predictions")
-            db.execute("COMMIT")
+            db.execute("DELETE FROM seen WHERE expires < ?", (int(now),))
+            (count,) = db.execute("SELECT COUNT(*) FROM seen").fetchone()
+            if count + len(claims) > self.capacity:
+                raise Full(f"this pod already holds {count} scored tokens (limit "
+                           f"{self.capacity}); retry later")
+            db.executemany("INSERT INTO seen (nonce, expires) VALUES (?, ?)",
+                           [(c.nonce, c.expires) for c in claims])
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            raise Replayed("a feedback token in this request was already scored") from None
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def _trim(self, db: sqlite3.Connection, table: str) -> None:
-        (last,) = db.execute(f"SELECT MAX(seq) FROM {table}").fetchone()
-        if last is not None and last > self.window:
-            db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last - self.window,))
-
-    def record(self, request_id: str, truth: object, metric: str) -> dict:
-        """Score `truth` (accuracy or rmse) against the remembered prediction; NotFound if unknown."""
-        self.flush()
-        predicted = self._lookup(request_id)
-        if predicted is None:
-            time.sleep(_OTHER_WORKERS_GRACE_SECONDS)  # another worker's writer may be mid-batch
-            predicted = self._lookup(request_id)
-        if predicted is None:
-            raise NotFound(f"no recent prediction with id {request_id!r} "
-                           f"(the last {self.window} are kept)")
-        n, correct, sqerr = score(predicted, truth, metric)
-        db = self._connection()
-        db.execute("INSERT OR REPLACE INTO feedback (id, n, correct, sqerr) VALUES (?, ?, ?, ?)",
-                   (request_id, n, correct, sqerr))
-        self._trim(db, "feedback")
-        return {"id": request_id, "metric": metric, "value": _value(metric, n, correct, sqerr),
-                "rows": int(n)}
-
-    def _lookup(self, request_id: str) -> list | None:
-        row = self._connection().execute("SELECT labels FROM predictions WHERE id = ?",
-                                          (request_id,)).fetchone()
-        return json.loads(row[0]) if row is not None else None
-
-    def quality(self, metric: str) -> float | None:
-        """Accuracy or RMSE over the last `window` feedback entries; None without feedback."""
-        n, correct, sqerr = self._connection().execute(
-            "SELECT SUM(n), SUM(correct), SUM(sqerr) FROM "
-            "(SELECT n, correct, sqerr FROM feedback ORDER BY seq DESC LIMIT ?)", (self.window,)
-        ).fetchone()
-        return _value(metric, n, correct, sqerr) if n else None
+        db.execute("COMMIT")
 
 
-def _value(metric: str, n: float, correct: float, sqerr: float) -> float:
-    return correct / n if metric == "accuracy" else math.sqrt(sqerr / n)
+class QualityCounters:
+    """The feedback counters (multiprocess-safe Prometheus counters)."""
+
+    def __init__(self, model: str, registry: CollectorRegistry) -> None:
+        self.model = model
+        labels = ["model", "version"]
+        self.rows = Counter(M_ROWS, "Scored feedback rows", labels, registry=registry)
+        self.correct = Counter(M_CORRECT, "Scored classifier rows predicted right", labels,
+                               registry=registry)
+        self.classes = Counter(M_CLASS, "Per-class true positives, false positives, false negatives",
+                               [*labels, "class", "outcome"], registry=registry)
+        self.abs_error = Counter(M_ABS, "Sum of absolute errors of scored regressor rows", labels,
+                                 registry=registry)
+        self.squared_error = Counter(M_SQ, "Sum of squared errors of scored regressor rows",
+                                     labels, registry=registry)
+        self.calls = Counter(M_CALLS, "Feedback requests by HTTP status", [*labels, "code"],
+                             registry=registry)
+
+    def add(self, claim: Claim, score: Score) -> None:
+        version = claim.version
+        self.rows.labels(self.model, version).inc()
+        if claim.kind == "regressor":
+            self.abs_error.labels(self.model, version).inc(score.abs_error)
+            self.squared_error.labels(self.model, version).inc(score.squared_error)
+            return
+        if score.correct:
+            self.correct.labels(self.model, version).inc()
+            self.classes.labels(self.model, version, score.truth, "tp").inc()
+        else:
+            self.classes.labels(self.model, version, score.predicted, "fp").inc()
+            self.classes.labels(self.model, version, score.truth, "fn").inc()
 
 
-class QualityCollector:
-    """Exports the store's quality as METRIC_QUALITY when /metrics is scraped."""
+class Feedback:
+    """Issues tokens for predictions and scores feedback into the counters."""
 
-    def __init__(self, store: FeedbackStore, *, model: str, version: str,
-                 metric: Callable[[], str | None]) -> None:
-        self._store = store
-        self._model, self._version = model, version
-        self._metric = metric
+    def __init__(self, *, key: bytes, model: str, version: str, seen: SeenSet,
+                 counters: QualityCounters, horizon_seconds: float = 86400.0,
+                 max_rows: int = MAX_FEEDBACK_ROWS) -> None:
+        self.key, self.model, self.version = key, model, version
+        self.seen, self.counters = seen, counters
+        self.horizon_seconds, self.max_rows = horizon_seconds, max_rows
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(c.METRIC_QUALITY, "Model quality over the feedback window",
-                                   labels=["model", "version", "metric"])
-        metric = self._metric()
-        value = self._store.quality(metric) if metric else None
-        if value is not None:
-            family.add_metric([self._model, self._version, metric], value)
-        yield family
+    def tokens(self, kind: str, labels: list) -> list[str] | None:
+        """One token per row, or None (not a classifier/regressor, multi-output, too many rows)."""
+        if kind not in KINDS or len(labels) > self.max_rows or \
+                any(isinstance(v, (list, dict)) for v in labels):
+            return None
+        expires = int(time.time() + self.horizon_seconds)
+        return [make_token(self.key, model=self.model, version=self.version, kind=kind,
+                           prediction=v, expires=expires) for v in labels]
+
+    def record(self, body: dict, classes: tuple[str, ...] | None) -> dict:
+        """Score `{"feedback": [{"token", "truth"}, ...]}` (or one {"token", "truth"}): all or none."""
+        items = body.get("feedback", [body] if "token" in body else None)
+        if not isinstance(items, list) or not items or len(items) > self.max_rows:
+            raise InvalidInput(f"'feedback' must be a list of 1 to {self.max_rows} "
+                               "{\"token\": ..., \"truth\": ...} objects")
+        now = time.time()
+        scored = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or "truth" not in item:
+                raise InvalidInput(f"feedback[{index}] needs 'token' and 'truth'")
+            claim = open_token(self.key, self.model, item.get("token"), now)
+            scored.append((claim, score_row(claim, item["truth"], classes)))
+        nonces = [claim.nonce for claim, _ in scored]
+        if len(set(nonces)) != len(nonces):
+            raise Replayed("the same feedback token appears twice in this request")
+        self.seen.claim([claim for claim, _ in scored], now)
+        for claim, row in scored:
+            self.counters.add(claim, row)
+        return {"scored": len(scored)}

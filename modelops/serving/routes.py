@@ -27,7 +27,7 @@ from modelops.serving import v1, v2
 from modelops.serving.body import json_object, read_body
 from modelops.serving.dataplane import InferResult
 from modelops.serving.errors import InvalidInput, NotFound, NotReady, ServingError
-from modelops.serving.feedback import FeedbackStore, quality_metric
+from modelops.serving.feedback import Feedback
 from modelops.serving.metrics import ServingMetrics
 from modelops.serving.openapi import OpenApiDocument
 
@@ -66,7 +66,7 @@ class Routes:
     """The route handlers, bound to one backend (ModelBackend or PipelineBackend)."""
 
     def __init__(self, backend, metrics: ServingMetrics, *, max_body_bytes: int,
-                 feedback: FeedbackStore | None = None, openapi: OpenApiDocument) -> None:
+                 feedback: Feedback | None = None, openapi: OpenApiDocument) -> None:
         self.backend = backend
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -141,9 +141,11 @@ class Routes:
         signature = self._ready_signature()
         features = v1.parse_predict_request(self._body(), signature)
         result = self.backend.infer(features, return_steps=request.args.get("steps") == "true")
-        self._remember(request_id, result)
         steps = {step: tensors[0][1] for step, tensors in (result.steps or {}).items()}
         payload = v1.predict_response(result.outputs[0][1], steps if result.steps else None)
+        tokens = self._feedback_tokens(result)
+        if tokens is not None:
+            payload["feedback_tokens"] = tokens
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
     def v2_infer(self, name: str, version: str | None = None) -> Response:
@@ -181,12 +183,14 @@ class Routes:
             raise InvalidInput("parameters.return_steps must be true or false")
         features = v2.features_from_inputs(parsed.inputs, signature)
         result = self.backend.infer(features, parsed.outputs, return_steps)
-        self._remember(request_id, result)
         outputs = [v2.output_tensor(n, a) for n, a in result.outputs]
         for step, tensors in (result.steps or {}).items():
             outputs += [v2.output_tensor(f"{step}.{n}", a) for n, a in tensors]
         payload = v2.infer_response(model_name=self.backend.name, model_version=self.backend.version,
                                     request_id=request_id, outputs=outputs)
+        tokens = self._feedback_tokens(result)
+        if tokens is not None:
+            payload["parameters"] = {"feedback_tokens": tokens}
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
     def _instrumented(self, protocol: str, handler: Callable[[], Response],
@@ -219,32 +223,33 @@ class Routes:
 
     # --- feedback ------------------------------------------------------------------------------
     def feedback_post(self, name: str, version: str | None = None) -> Response:
-        return self._guarded(lambda: self._feedback(name, version))
+        response = self._guarded(lambda: self._feedback(name, version))
+        if self.feedback is not None:
+            self.feedback.counters.calls.labels(self.backend.name, self.backend.version,
+                                                str(response.status_code)).inc()
+        return response
 
     def _feedback(self, name: str, version: str | None) -> Response:
         self._check_name(name, version)
         if self.feedback is None:
-            raise NotFound("feedback is not enabled on this server")
-        body = json_object(self._body())
-        request_id = body.get("id")
-        if not isinstance(request_id, str) or not request_id:
-            raise InvalidInput("'id' must be the request id of an earlier prediction")
-        if "truth" not in body:
-            raise InvalidInput("missing 'truth': one true value per predicted row")
-        return json_response(self.feedback.record(request_id, body["truth"], self._quality_metric()))
+            raise NotFound("feedback is not enabled on this server (no MODELOPS_FEEDBACK_KEY)")
+        model = getattr(self.backend, "model", None)
+        if model is None:
+            raise NotFound("feedback needs a loaded model")
+        classes = getattr(model.estimator, "classes_", None)
+        known = tuple(_class_text(v) for v in classes.tolist()) if classes is not None else None
+        return json_response(self.feedback.record(json_object(self._body()), known))
 
-    def _quality_metric(self) -> str:
-        return quality_metric(self.backend.signature.kind)
-
-    def _remember(self, request_id: str, result: InferResult) -> None:
+    def _feedback_tokens(self, result: InferResult) -> list[str] | None:
         model = getattr(self.backend, "model", None)
         if self.feedback is None or model is None:
-            return
+            return None
         name, array = result.outputs[0]
         try:
-            self.feedback.remember(request_id, model.labels(array, name))
+            return self.feedback.tokens(model.signature.kind, model.labels(array, name))
         except Exception:  # feedback is best effort; the prediction itself succeeded
-            log.warning("Could not remember prediction %s for feedback", request_id, exc_info=True)
+            log.warning("Could not make feedback tokens", exc_info=True)
+            return None
 
     # --- metrics and documents ----------------------------------------------------------------
     def metrics_text(self) -> Response:
@@ -281,6 +286,12 @@ def _request_id(given: str | None) -> str:
         raise InvalidInput("request id must be text that fits an HTTP header: no control "
                            "characters, nothing beyond Latin-1")
     return given
+
+
+def _class_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 @cache

@@ -77,7 +77,12 @@ class ServingSettings:
     """Adaptive batching groups up to this many rows per predict call; 0 or 1 = off."""
     batch_max_wait_ms: float = 5.0
     feedback_window: int = 1000
-    """Predictions remembered for quality feedback; 0 turns feedback off."""
+    """0 turns feedback off (kept for compatibility; any other value: on when a key is set)."""
+    feedback_key: str = ""
+    """HMAC key for feedback tokens (MODELOPS_FEEDBACK_KEY); empty = no tokens, no feedback."""
+    feedback_horizon_seconds: float = 86400.0
+    feedback_seen_capacity: int = 1_000_000
+    """Scored tokens a pod remembers (replay protection); about 100 bytes each on disk."""
     graceful_timeout_seconds: float = 30.0
     metrics_dir: Path | None = None
     """prometheus-client's multiprocess directory; None outside gunicorn (tests)."""
@@ -111,11 +116,22 @@ class ServingSettings:
             batch_max_size=read.integer(c.ENV_BATCH_MAX_SIZE, 1, 0, 4096),
             batch_max_wait_ms=read.number(c.ENV_BATCH_MAX_WAIT_MS, 5.0, 0.0, 10_000.0),
             feedback_window=read.integer(c.ENV_FEEDBACK_WINDOW, 1000, 0, 1_000_000),
+            feedback_key=_feedback_key(read),
+            feedback_horizon_seconds=read.number(c.ENV_FEEDBACK_HORIZON, 86400.0, 1.0, 30 * 86400.0),
+            feedback_seen_capacity=read.integer(c.ENV_FEEDBACK_SEEN_CAPACITY, 1_000_000, 1,
+                                                100_000_000),
             graceful_timeout_seconds=read.number(c.ENV_GRACEFUL_TIMEOUT, 30.0, 0.0, 3600.0),
             metrics_dir=Path(environ[c.ENV_METRICS_DIR]) if environ.get(c.ENV_METRICS_DIR) else None,
             **(_pipeline_fields(read) if mode == "pipeline" else _model_fields(read)),
         )
         return settings
+
+
+def _feedback_key(read: _Reader) -> str:
+    key = read.text(c.ENV_FEEDBACK_KEY, "")
+    if key and len(key) < 32:
+        raise invalid(f"{c.ENV_FEEDBACK_KEY} must be at least 32 characters")
+    return key
 
 
 def _model_fields(read: _Reader) -> dict:

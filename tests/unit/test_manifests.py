@@ -163,6 +163,7 @@ MODEL_DEFAULTS = {
     "serving.batch.maxWaitMs": 5, "rollback": {}, "rollback.enabled": True,
     "rollback.dryRun": False, "rollback.errorRateThreshold": 0.05, "rollback.window": "2m",
     "rollback.interval": "15s", "rollback.consecutiveBreaches": 3, "rollback.minRequests": 50,
+    "rollback.minScoredRows": 100,
     "rollback.bakeWindow": "30m", "rollback.keepPrevious": 1,
     "rollback.progressDeadlineSeconds": 600,
 }
@@ -282,6 +283,7 @@ RBAC_GOLDEN = {
     ("modelops.io", "modelpipelines/status"): ["get", "patch", "update"],
     ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "update", "delete"],
     ("", "services"): ["get", "list", "watch", "create", "patch", "update", "delete"],
+    ("", "secrets"): ["get", "create"],
     ("", "pods"): ["get", "list", "watch"],
     ("", "events"): ["create", "patch"],
     ("events.k8s.io", "events"): ["create", "patch"],

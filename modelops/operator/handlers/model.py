@@ -22,7 +22,10 @@ from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube, metrics
-from modelops.operator.builders import build_deployment, build_service, deployment_name, service_host
+import secrets
+
+from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
+from modelops.operator.builders import deployment_name, service_host
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import INDEXES, MODEL, first
 from modelops.operator.handlers.lifecycle import MONITOR, SETTINGS
@@ -149,6 +152,7 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
                     indexes: Mapping[str, Any], logger: logging.Logger) -> None:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    _ensure_feedback_key(body)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
         child = build_deployment(name, spec, image=SETTINGS.serving_image,
@@ -162,6 +166,20 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
     _own(service, body)
     live_service = first(indexes["modelops_services"], (namespace, name))
     _report(body, logger, "Service", service, kube.ensure(service, namespace, live_service))
+
+
+_keys_created: set[str] = set()  # Model uids whose feedback Secret exists
+
+
+def _ensure_feedback_key(body: Mapping[str, Any]) -> None:
+    """Create the Model's feedback HMAC key Secret once (a 409 means it exists: kept as is)."""
+    uid = body["metadata"]["uid"]
+    if uid in _keys_created:
+        return
+    secret = build_feedback_secret(body["metadata"]["name"], secrets.token_urlsafe(32))
+    _own(secret, body)
+    kube.create_secret_once(secret, body["metadata"]["namespace"])
+    _keys_created.add(uid)
 
 
 def _own(child: dict, owner: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ def _deployment(**overrides):
 
 
 def _env(container):
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
 class TestBuildDeployment:
@@ -136,3 +136,16 @@ def test_router_calls_step_services_in_order():
     assert steps[1]["input"] == "features+previous"
     assert env[c.ENV_PIPELINE_TIMEOUT] == "3.0"
     assert build_router_service("p")["spec"]["selector"] == {c.LABEL_PIPELINE: "p"}
+
+
+def test_feedback_key_secret_and_env():
+    from modelops.operator.builders import build_feedback_secret
+
+    _, deployment = _deployment()
+    pod = deployment["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    ref = next(e for e in server["env"] if e["name"] == "MODELOPS_FEEDBACK_KEY")
+    assert ref["valueFrom"]["secretKeyRef"] == {"name": "iris-feedback", "key": "key"}
+    assert pod["volumes"][0]["emptyDir"] == {"sizeLimit": "512Mi"}
+    secret = build_feedback_secret("iris", "x" * 43)
+    assert secret["metadata"]["name"] == "iris-feedback" and secret["stringData"] == {"key": "x" * 43}

@@ -1,115 +1,97 @@
-"""Feedback scoring (pure) and the shared sliding-window store."""
+"""Feedback tokens (pure), the seen-set and the feedback route, with exact counters."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
+from prometheus_client import CollectorRegistry
+from serving_support import IRIS_ROW
 
-from modelops.serving.errors import InvalidInput, NotFound
-from modelops.serving.feedback import FeedbackStore, quality_metric, score
+from modelops.serving.app import build_model_app
+from modelops.serving.errors import InvalidInput
+from modelops.serving.feedback import Forbidden, make_token, open_token, score_row
+from modelops.serving.settings import ServingSettings
 
-
-def test_quality_metric_by_kind():
-    assert quality_metric("regressor") == "rmse"
-    assert quality_metric("classifier") == quality_metric("other") == "accuracy"
-
-
-@pytest.mark.parametrize(("predicted", "truth", "metric", "expected"), [
-    ([0, 1, 2], [0, 1, 1], "accuracy", (3.0, 2.0, 0.0)),
-    (["a", "b"], ["a", "b"], "accuracy", (2.0, 2.0, 0.0)),
-    ([1, 2], [1.0, 5], "accuracy", (2.0, 1.0, 0.0)),
-    ([1.0, 2.0], [2.0, 0.0], "rmse", (2.0, 0.0, 5.0)),
-    ([[1.0, 2.0]], [[1.0, 4.0]], "rmse", (2.0, 0.0, 4.0)),
-])
-def test_score(predicted, truth, metric, expected):
-    assert score(predicted, truth, metric) == expected
+KEY = "k" * 40
 
 
-@pytest.mark.parametrize(("predicted", "truth", "metric", "fragment"), [
-    ([1], 1, "accuracy", "must be a list"),
-    ([1, 2], [1], "accuracy", "has 1 values but that prediction had 2 rows"),
-    ([1.0], ["x"], "rmse", "finite numbers"),
-    ([1.0], [float("nan")], "rmse", "finite numbers"),
-    ([1.0], [True], "rmse", "finite numbers"),
-    ([[1.0, 2.0]], [[1.0]], "rmse", "as many values"),
-])
-def test_bad_truth(predicted, truth, metric, fragment):
-    with pytest.raises(InvalidInput, match=fragment):
-        score(predicted, truth, metric)
+def test_token_round_trip_and_forgery():
+    token = make_token(KEY.encode(), model="iris", version="1", kind="classifier", prediction=2,
+                       expires=2_000_000_000)
+    claim = open_token(KEY.encode(), "iris", token, now=0)
+    assert (claim.version, claim.kind, claim.prediction) == ("1", "classifier", 2)
+    with pytest.raises(Forbidden):
+        open_token(b"x" * 40, "iris", token, now=0)
+    with pytest.raises(Forbidden):
+        open_token(KEY.encode(), "other", token, now=0)
+    with pytest.raises(Forbidden, match="expired"):
+        open_token(KEY.encode(), "iris", token, now=3_000_000_000)
+    payload, mac = token.split(".")
+    with pytest.raises((Forbidden, InvalidInput)):
+        open_token(KEY.encode(), "iris", payload[:-2] + "AA." + mac, now=0)
 
 
-def test_store_scores_remembered_predictions(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3", window=100)
-    store.remember("a", [0, 1])
-    store.remember("b", [2])
-    assert store.record("a", [0, 0], "accuracy")["value"] == 0.5
-    assert store.record("b", [2], "accuracy")["value"] == 1.0
-    assert store.quality("accuracy") == pytest.approx(2 / 3)
-    assert store.record("a", [0, 1], "accuracy")["value"] == 1.0  # a correction replaces it
-    assert store.quality("accuracy") == 1.0
+def test_score_row_bounds_classes():
+    claim = open_token(KEY.encode(), "m", make_token(KEY.encode(), model="m", version="1",
+                       kind="classifier", prediction=1, expires=2**31), now=0)
+    assert score_row(claim, 1.0, ("0", "1")).correct
+    with pytest.raises(InvalidInput, match="not one of"):
+        score_row(claim, "attacker-class", ("0", "1"))
 
 
-def test_store_forgets_beyond_the_window(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3", window=5)
-    for index in range(20):
-        store.remember(f"id-{index}", [index])
-    store.flush()
-    with pytest.raises(NotFound, match="the last 5 are kept"):
-        store.record("id-0", [0], "accuracy")
-    assert store.record("id-19", [19], "accuracy")["value"] == 1.0
-    for index in range(15, 19):
-        store.record(f"id-{index}", [-1], "accuracy")
-    store.record("id-19", [19], "accuracy")
-    assert store.quality("accuracy") == pytest.approx(1 / 5)
+def _app(artifact, tmp_path, seen="seen.sqlite3"):
+    settings = ServingSettings.from_env(artifact.env("iris", "1", MODELOPS_FEEDBACK_KEY=KEY))
+    return build_model_app(settings, registry=CollectorRegistry(), feedback_path=tmp_path / seen)
 
 
-def test_no_feedback_means_no_quality(tmp_path):
-    assert FeedbackStore(tmp_path / "f.sqlite3", window=5).quality("rmse") is None
+def _metric(client, name):
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
-def test_predictions_are_shared_between_stores_on_one_file(tmp_path):
-    # Two workers = two stores on the same file; feedback may reach either.
-    path = tmp_path / "shared.sqlite3"
-    writer, reader = FeedbackStore(path, window=50), FeedbackStore(path, window=50)
-    writer.remember("x", [1.0, 2.0])
-    writer.flush()
-    assert reader.record("x", [1.0, 4.0], "rmse")["value"] == pytest.approx(2 ** 0.5)
-    assert writer.quality("rmse") == pytest.approx(2 ** 0.5)
+def test_route_scores_once_and_refuses_forged(artifacts, tmp_path):
+    client = _app(artifacts.iris, tmp_path).test_client()
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": IRIS_ROW * 2}]}
+    answer = client.post("/v2/models/iris/infer", json=body).get_json()
+    tokens = answer["parameters"]["feedback_tokens"]
+    predicted = answer["outputs"][0]["data"]
+    assert len(tokens) == 2
+    ok = client.post("/v2/models/iris/feedback", json={"feedback": [
+        {"token": tokens[0], "truth": predicted[0]}, {"token": tokens[1], "truth": 2 - predicted[1] or 1}]})
+    assert ok.status_code == 200, ok.get_json()
+    again = client.post("/v2/models/iris/feedback", json={"token": tokens[0], "truth": 0})
+    assert again.status_code == 409
+    forged = client.post("/v2/models/iris/feedback", json={"token": tokens[1][:-3] + "AAA",
+                                                           "truth": 0})
+    assert forged.status_code in (400, 403)
+    assert _metric(client, "modelops_feedback_rows_total") == 2
+    assert _metric(client, "modelops_feedback_correct_total") == 1
+    v1 = client.post("/v1/models/iris:predict", json={"instances": [IRIS_ROW]}).get_json()
+    assert len(v1["feedback_tokens"]) == 1
 
 
-def test_concurrent_remembering(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3", window=10_000)
-
-    def remember(offset: int) -> None:
-        for index in range(200):
-            store.remember(f"{offset}-{index}", [index])
-
-    threads = [threading.Thread(target=remember, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    store.flush()
-    assert all(store.record(f"{n}-199", [199], "accuracy")["value"] == 1.0 for n in range(4))
+def test_other_app_with_same_key_scores_but_not_twice_per_pod(artifacts, tmp_path):
+    one = _app(artifacts.iris, tmp_path, "a.sqlite3").test_client()
+    two = _app(artifacts.iris, tmp_path, "b.sqlite3").test_client()
+    v1 = one.post("/v1/models/iris:predict", json={"instances": [IRIS_ROW]}).get_json()
+    item = {"token": v1["feedback_tokens"][0], "truth": v1["predictions"][0]}
+    assert two.post("/v2/models/iris/feedback", json=item).status_code == 200
+    assert two.post("/v2/models/iris/feedback", json=item).status_code == 409
 
 
-def test_predictions_gather_into_one_transaction_and_feedback_does_not_wait_for_it(tmp_path):
-    # The writer would linger a minute before its next transaction; record() must cut that short.
-    store = FeedbackStore(tmp_path / "f.sqlite3", window=100, write_interval=60.0)
-    for index in range(3):
-        store.remember(f"id-{index}", [index])
-    assert store.record("id-2", [2], "accuracy")["value"] == 1.0
-    assert store.transactions == 1
-    store.remember("late", [5])
-    assert store.flush() is True
-    assert store.transactions == 2 and store.record("late", [4], "accuracy")["value"] == 0.0
+def test_regressor_errors(artifacts, tmp_path):
+    settings = ServingSettings.from_env(artifacts.forest.env("forest", "1", MODELOPS_FEEDBACK_KEY=KEY))
+    client = build_model_app(settings, registry=CollectorRegistry(),
+                             feedback_path=tmp_path / "r.sqlite3").test_client()
+    v1 = client.post("/v1/models/forest:predict", json={"instances": [[0.1, 0.2, 0.3, 0.4, 0.5]]}).get_json()
+    item = {"token": v1["feedback_tokens"][0], "truth": v1["predictions"][0] + 2.0}
+    assert client.post("/v2/models/forest/feedback", json=item).status_code == 200
+    assert _metric(client, "modelops_feedback_squared_error_total") == pytest.approx(4.0)
+    assert _metric(client, "modelops_feedback_abs_error_total") == pytest.approx(2.0)
 
 
-def test_a_long_backlog_is_written_in_full_batches(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3", window=10, write_interval=60.0)
-    for index in range(2500):
-        store.remember(f"id-{index}", [index])
-    assert store.flush() is True
-    assert store.transactions == 3
-    assert store.record("id-2499", [2499], "accuracy")["value"] == 1.0
+def test_no_key_no_feedback(artifacts, make_app):
+    client = make_app(artifacts.iris).test_client()
+    assert client.post("/v2/models/iris/feedback", json={"token": "a.b", "truth": 0}).status_code == 404
