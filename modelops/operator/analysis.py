@@ -67,7 +67,10 @@ _SPEC_FIELDS: dict[str, tuple[str, str, float | None, float | None]] = {
     "maxRmse": ("max_rmse", "number", 0.0, None),
     "keepPrevious": ("keep_previous", "int", 1, 10),
     "progressDeadlineSeconds": ("progress_deadline_seconds", "int", 10, 3600),
+    "minJudgedWindows": ("min_judged_windows", "int", 1, 1000),
+    "onBakeTimeout": ("on_bake_timeout", "enum", None, None),
 }
+BAKE_TIMEOUT_CHOICES = ("Hold", "Promote")
 
 
 def _spec_value(key: str, value: Any) -> Any:
@@ -77,6 +80,11 @@ def _spec_value(key: str, value: Any) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind == "enum":
+        if value not in BAKE_TIMEOUT_CHOICES:
+            raise ValueError(f"{where} must be one of {', '.join(BAKE_TIMEOUT_CHOICES)}, "
+                             f"got {value!r}")
         return value
     if kind == "duration":
         try:
@@ -116,6 +124,8 @@ class RollbackPolicy:
     max_rmse: float | None = None
     keep_previous: int = 1
     progress_deadline_seconds: int = 600
+    min_judged_windows: int = 3
+    on_bake_timeout: str = "Hold"
 
     @classmethod
     def from_spec(cls, rollback: Mapping | None) -> RollbackPolicy:
@@ -249,6 +259,12 @@ class Decision:
     rollback: bool
     reason: str
     message: str
+    revision: str = ""  # the revision judged; the planner ignores decisions about another one
+
+    @property
+    def judged(self) -> bool:
+        """A window with enough evidence to count towards promotion (Passed or Failed)."""
+        return self.result in (PASSED, FAILED)
 
 
 def _traffic(policy: RollbackPolicy, stats: WindowStats) -> str:
