@@ -235,3 +235,31 @@ def test_healthy_version_with_noise_below_threshold_is_never_rolled_back(scenari
     errors = traffic.codes[(v2, 500)]
     assert 0 < errors < 0.05 * sum(n for (rev, _), n in traffic.codes.items() if rev == v2)
     assert s.cluster.service_revision(ns, "iris") == v2
+
+
+@pytest.mark.parametrize("scenario", ["scrape"], indirect=True)
+def test_v2_while_v1_bakes_rolls_back_to_v1_and_edits_do_not_re_serve(scenario):
+    """The issue's first report: v2 applied while v1 is still baking. v1 must stay warm and be
+    the rollback target; a threshold or replicas edit afterwards must not re-serve v2."""
+    s, ns = scenario, scenario.namespace
+    s.apply("1", bake="5m")
+    v1 = s.serve("1")
+    with Traffic(s.cluster, ns, s.ips, bad_share=0.25) as traffic:
+        wait_for(lambda: (s.status().get("analysis") or {}).get("revision") == v1,
+                 timeout=60, what="v1 judged once")
+        assert not s.status().get("lastGoodVersion"), "v1 still bakes"
+        s.apply("2", bake="5m")
+        v2 = s.serve("2")
+        wait_for(lambda: s.cluster.service_revision(ns, "iris") == v2, what="v2 serving")
+        assert s.cluster.deployments(ns, "iris")[v1].spec.replicas == 1, "v1 stays warm"
+        record = wait_for(lambda: s.status().get("rollback"), timeout=90, what="a rollback")
+        assert (record["fromVersion"], record["toVersion"]) == ("2", "1")
+        wait_for(lambda: s.cluster.service_revision(ns, "iris") == v1, what="Service on v1")
+        assert traffic.codes[(v1, 500)] == 0
+    phases = {r["revision"]: r["phase"] for r in s.status()["revisions"]}
+    assert phases[v2] == "RolledBack" and phases[v1] in ("Baking", "Promoted")
+    s.cluster.patch_spec(ns, "iris", {"replicas": 1, "rollback": {
+        **FAST, "bakeWindow": "5m", "errorRateThreshold": 0.5}})
+    time.sleep(5)
+    assert s.cluster.service_revision(ns, "iris") == v1, "a threshold edit does not unblock v2"
+    assert s.cluster.condition(ns, "iris", "Stalled") == ("True", "RolledBack")
