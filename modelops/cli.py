@@ -94,9 +94,10 @@ def run_history(models: ModelClient, args: argparse.Namespace, out: TextIO, now:
 def run_rollback(models: ModelClient, args: argparse.Namespace, out: TextIO, now: datetime) -> int:
     model = models.get(args.namespace, check_name(args.name))
     check_rollback_target(model, args.to)
-    models.annotate(args.namespace, args.name, {contract.ANNOTATION_ROLLBACK_TO: args.to})
+    value = f"{args.to}@{retry_token(now)}"  # a fresh value: the same rollback twice is two
+    models.annotate(args.namespace, args.name, {contract.ANNOTATION_ROLLBACK_TO: value})
     print(f"Rollback of {ref(model)} to version {args.to} requested "
-          f"({contract.ANNOTATION_ROLLBACK_TO}={args.to})", file=out)
+          f"({contract.ANNOTATION_ROLLBACK_TO}={value})", file=out)
     return EXIT_OK
 
 

@@ -60,7 +60,15 @@ def check_rollback_target(model: Mapping, version: str) -> None:
     if not version.strip():
         raise CliError("--to needs a version, got an empty string")
     history = _status(model).get("history") or []
-    outcomes = [entry.get("outcome") for entry in history if str(entry.get("version")) == version]
+    records = _status(model).get("revisions")
+    if records is not None and any(str(r.get("version")) == version for r in records):
+        if not any(str(r.get("version")) == version and r.get("servedAt")
+                   and r.get("phase") not in ("RolledBack", "Failed") for r in records):
+            raise CliError(f"cannot roll back {ref(model)} to version {version!r}: no kept "
+                           "revision of it served without being rolled back or failing")
+        return
+    outcomes = [entry.get("phase") or entry.get("outcome") for entry in history
+                if str(entry.get("version")) == version]
     if not outcomes:
         known = ", ".join(dict.fromkeys(str(entry.get("version")) for entry in history))
         known_text = f"known versions: {known}" if known else "it has no history yet"
@@ -170,9 +178,9 @@ def history_table(model: Mapping) -> str:
         [
             _cell(entry.get("version")),
             _cell((entry.get("sha256") or "")[:12]),
-            _cell(entry.get("startedAt")),
+            _cell(entry.get("time") or entry.get("startedAt")),
             _cell(entry.get("endedAt")),
-            _cell(entry.get("outcome")),
+            _cell(entry.get("phase") or entry.get("outcome")),
             _cell(entry.get("reason")),
         ]
         for entry in _status(model).get("history") or []

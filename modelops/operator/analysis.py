@@ -71,7 +71,10 @@ _SPEC_FIELDS: dict[str, tuple[str, str, float | None, float | None]] = {
     "minScoredRows": ("min_scored_rows", "int", 1, 10_000_000),
     "keepPrevious": ("keep_previous", "int", 1, 10),
     "progressDeadlineSeconds": ("progress_deadline_seconds", "int", 10, 3600),
+    "minJudgedWindows": ("min_judged_windows", "int", 1, 1000),
+    "onBakeTimeout": ("on_bake_timeout", "enum", None, None),
 }
+BAKE_TIMEOUT_CHOICES = ("Hold", "Promote")
 
 
 _QUALITY_KEYS = ("minAccuracy", "maxRmse", "minPrecision", "minRecall", "maxMae")
@@ -84,6 +87,11 @@ def _spec_value(key: str, value: Any) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind == "enum":
+        if value not in BAKE_TIMEOUT_CHOICES:
+            raise ValueError(f"{where} must be one of {', '.join(BAKE_TIMEOUT_CHOICES)}, "
+                             f"got {value!r}")
         return value
     if kind == "duration":
         try:
@@ -127,6 +135,8 @@ class RollbackPolicy:
     min_scored_rows: int = 100
     keep_previous: int = 1
     progress_deadline_seconds: int = 600
+    min_judged_windows: int = 3
+    on_bake_timeout: str = "Hold"
 
     @classmethod
     def from_spec(cls, rollback: Mapping | None) -> RollbackPolicy:
@@ -262,6 +272,12 @@ class Decision:
     message: str
     quality: Mapping[str, float] | None = None
     """status.analysis.quality (scoredRows, accuracy, ... as measured), when feedback exists."""
+    revision: str = ""  # the revision judged; the planner ignores decisions about another one
+
+    @property
+    def judged(self) -> bool:
+        """A window with enough evidence to count towards promotion (Passed or Failed)."""
+        return self.result in (PASSED, FAILED)
 
 
 def _traffic(policy: RollbackPolicy, stats: WindowStats) -> str:

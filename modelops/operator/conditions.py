@@ -86,13 +86,21 @@ def pipeline_ready(steps: list[Mapping[str, Any]]) -> tuple[str, str, str]:
 
 def model_conditions(outcome: tuple[str, str, str], decision: Any,
                      previous: list, *, now: str, generation: int) -> list[dict]:
-    """Ready / Reconciling / Stalled / Degraded / MetricsAvailable from the pass's outcome."""
+    """Ready / Reconciling / Stalled / Degraded / MetricsAvailable from the pass's outcome.
+
+    One row per outcome state (Ready, Reconciling, Stalled, Degraded); None removes the type.
+    No row has Stalled=True beside Ready=True or Reconciling=True."""
     state, reason, message = outcome
     t, f = TRUE, FALSE
     table = {
         "Serving": ((t, reason, message), None, (f, "Serving", message), None),
         "Baking": ((t, reason, message), (t, "Baking", message), (f, "Baking", message), None),
+        "Holding": ((t, reason, message), (t, reason, message), (f, reason, message), None),
+        "HoldingDegraded": ((t, "ServingDegraded", message), (t, reason, message),
+                            (f, reason, message), (t, reason, message)),
         "Progressing": ((f, reason, message), (t, reason, message), (f, reason, message), None),
+        "Unavailable": ((f, reason, message), (t, reason, message), (f, reason, message), None),
+        "ScaledToZero": ((t, reason, message), None, (f, reason, message), None),
         "Stalled": ((f, reason, message), None, (t, reason, message), None),
         "Degraded": ((t, "ServingDegraded", message), None, (f, reason, message),
                      (t, reason, message)),

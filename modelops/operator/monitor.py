@@ -2,8 +2,10 @@
 
 By default the operator scrapes the serving pods' /metrics itself (a snapshot every tick, kept
 for one window per model and revision); with a Prometheus URL it asks Prometheus with PromQL.
-A decision is made once per `rollback.interval`; anything that cannot be measured becomes an
-Inconclusive decision that says why (it never rolls back).
+A decision is made once per `rollback.window` over that window only, so the windows judged are
+disjoint and one burst of errors is one breach, never several; each decision names the revision
+it judged (the planner ignores it if another revision serves by then). Anything that cannot be
+measured becomes an Inconclusive decision that says why (it never rolls back).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from collections import deque
+from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 from modelops import contract
 from modelops.operator import analysis
 from modelops.operator.metrics_source import MetricsUnavailable, PrometheusSource, ScrapeSource
 from modelops.operator.quality import QualityWindow, window_counts
-from modelops.operator.rollout import iso, parse_iso
+from modelops.operator.revisions import iso, parse_iso
 from modelops.operator.settings import OperatorSettings
 from modelops.operator.spec import ModelSpec
 
@@ -56,12 +59,16 @@ class Monitor:
             return None, None  # the first scrapes of a new version: nothing to judge yet
         previous = status.get("analysis") or {}
         last = parse_iso(previous.get("lastEvaluated"))
-        if last is not None and previous.get("revision") == serving and \
-                now - last < policy.interval_seconds - 0.5:
-            return None, None
+        if last is None or previous.get("revision") != serving:
+            last = parse_iso(status.get("servingSince"))
+            if last is not None and now - last < policy.window_seconds - 0.5:
+                return None, None  # the first window of this revision is not over yet
+        elif now - last < policy.window_seconds - 0.5:
+            return None, None  # windows are disjoint: the next one starts where this ended
         breaches = previous.get("consecutiveBreaches", 0) if previous.get("revision") == serving else 0
         decision = self._decide(policy, history, urls, namespace, name, version, now, breaches,
                                 self._errors.get((uid, serving)))
+        decision = replace(decision, revision=serving)
         return decision, {
             "revision": serving, "version": version, "lastEvaluated": iso(now),
             "errorRate": decision.error_rate, "requests": round(decision.requests),

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from modelops import contract
-from modelops.operator.rollout import RevisionState
+from modelops.operator.revisions import RevisionState
 
 REASON_LINE = re.compile(r"^[A-Z][A-Za-z0-9]+: ")
 # Waiting reasons that will not fix themselves without a user action.

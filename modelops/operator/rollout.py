@@ -1,40 +1,35 @@
-"""The Model's rollout and rollback state machine (pure).
+"""The Model's rollout and rollback planner (pure).
 
-`plan_model` takes what the user wants (the spec), what the operator remembers (the status it
-wrote earlier), what the cluster shows (one `RevisionState` per version's Deployment) and the
-latest analysis `Decision`, and returns a `Plan`: which Deployments to keep at how many
-replicas, which revision the Service selects, the new status and the Events to post. It never
-touches the spec: a rollback only moves the Service, and a version rolled back at generation G is
-not retried while the generation is G (unless the retry annotation changes).
+`plan_model` takes what the user wants (the spec), what the operator remembers (the revision
+records in status, see `revisions`), what the cluster shows (a `RevisionState` per revision's
+Deployment) and the latest analysis `Decision`, and returns a `Plan`: the replicas per
+revision, the revision the Service selects, the new status and the Events to post. A pass runs
+in a fixed order: the desired revision's record, a manual rollback request, the decision (only
+if it is about the serving revision), `choose_serving` (rollout, revert, automatic rollback)
+and `assess` of the serving revision (starting, available, unavailable, scaled to zero,
+failed). Conditions come from the resulting outcome through one table (`conditions`). It never
+touches the spec; a revision judged bad stays blocked until the revision changes or the retry
+annotation gets a new value.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from modelops import contract
 from modelops.operator.analysis import Decision
 from modelops.operator.conditions import model_conditions
-from modelops.operator.spec import Artifact, ModelSpec
+from modelops.operator.revisions import (
+    BAD, BAKING, FAILED, ON_PROBATION, PROMOTED, RETIRED, ROLLED_BACK, SERVING, STARTING,
+    RevisionState, append_history, history_entry, iso, new_record, parse_iso, served,
+    usable_target, whole)
+from modelops.operator.spec import ModelSpec
 
-HISTORY_LIMIT = 20
+__all__ = ["Plan", "PlanInput", "RevisionState", "assess", "iso", "parse_iso", "plan_model"]
 
-
-@dataclass(frozen=True)
-class RevisionState:
-    """What the cluster shows for one revision's Deployment."""
-    replicas: int = 0
-    ready: int = 0
-    updated: bool = True
-    deadline_exceeded: bool = False
-    failure: str = ""  # "<Reason>: message" from a serving container's termination message
-
-    @property
-    def available(self) -> bool:
-        return self.updated and self.replicas > 0 and self.ready >= self.replicas
+AVAILABLE, UNAVAILABLE, SCALED_TO_ZERO = "Available", "Unavailable", "ScaledToZero"
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class PlanInput:
 
 @dataclass
 class Plan:
-    deployments: dict[str, tuple[ModelSpec, int]]  # revision -> (spec at that version, replicas)
+    deployments: dict[str, tuple[ModelSpec, int]]  # revision -> (spec of that revision, replicas)
     delete: list[str]
     service_revision: str
     service_version: str
@@ -59,329 +54,403 @@ class Plan:
     events: list[tuple[str, str, str]]  # (type, reason, message)
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def assess(record: Mapping[str, Any], state: RevisionState, *, replicas: int,
+           deadline: float, now: float) -> tuple[str, str, str]:
+    """How one revision is doing: (kind, reason, message); kind is Available, Starting,
+    Unavailable (it served before: never a failure), ScaledToZero or Failed (never served:
+    a permanent container reason, or not ready within `deadline` of its own last change)."""
+    if replicas == 0:
+        return SCALED_TO_ZERO, "ScaledToZero", "spec.replicas is 0"
+    if state.available:
+        return AVAILABLE, "Available", f"{state.ready}/{replicas} pods ready"
+    pods = f"{state.ready}/{replicas} pods ready"
+    if state.failure:
+        reason, _, message = state.failure.partition(": ")
+        reason = reason if reason.isidentifier() else "LoadFailed"
+        if not served(record):
+            return FAILED, reason, message or reason
+        return UNAVAILABLE, "PodsUnavailable", f"{pods}; {reason}: {message}"
+    if served(record):
+        return UNAVAILABLE, "PodsUnavailable", pods
+    changed = parse_iso(record.get("changedAt")) or now
+    if state.deadline_exceeded or now - changed > deadline:
+        return FAILED, "ProgressDeadlineExceeded", f"pods not ready within {int(deadline)}s"
+    return STARTING, "RollingOut", pods
 
 
-def parse_iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-class _Machine:
-    """One planning pass; methods read and update `self.status` and `self.events`."""
+class _Pass:
+    """One planning pass over a copy of the status; see the module docstring for the order."""
 
     def __init__(self, inp: PlanInput):
         self.inp, self.spec, self.now = inp, inp.spec, inp.now
-        self.status: dict[str, Any] = copy.deepcopy(dict(inp.status))
-        self.status.pop("conditions", None)
-        self.history: list[dict] = self.status.setdefault("history", [])
+        self.policy = inp.spec.rollback
+        self.st: dict[str, Any] = copy.deepcopy(dict(inp.status))
+        self.st.pop("conditions", None)
+        self.records: dict[str, dict] = {r["revision"]: r for r in self.st.get("revisions") or []}
+        self.history: list[dict] = self.st.setdefault("history", [])
         self.events: list[tuple[str, str, str]] = []
-        self.outcome: tuple[str, str, str] = ("", "", "")  # (state, reason, message) for conditions
-        self.manual_target: str | None = None  # a manual rollback waiting for its pods
+        self.outcome: tuple[str, str, str] = ("", "", "")
+        self.decision: Decision | None = None
+        self.warm: set[str] = set()       # revisions scaled up for a pending rollback
+        self.failover: str | None = None  # the Service's revision while the serving one is down
+        self.token = inp.annotations.get(contract.ANNOTATION_RETRY, "")
 
-    # --- helpers -----------------------------------------------------------------------------
+    # --- small helpers ------------------------------------------------------------------------
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
 
-    def entry(self, revision: str) -> dict | None:
-        return next((h for h in reversed(self.history) if h.get("revision") == revision), None)
+    def say(self, state: str, reason: str, message: str) -> None:
+        """Set the pass's outcome unless an earlier, more urgent step already did."""
+        if not self.outcome[0]:
+            self.outcome = (state, reason, message)
 
-    def spec_at(self, revision: str) -> ModelSpec:
-        if revision == self.spec.revision:
-            return self.spec
-        h = self.entry(revision) or {}
-        artifact = Artifact(uri=h.get("uri", self.spec.artifact.uri), sha256=h.get("sha256", ""),
-                            format=h.get("format", ""))
-        return self.spec.at_version(h.get("version", "?"), artifact)
-
-    def start_entry(self, outcome: str, reason: str = "") -> dict:
-        a = self.spec.artifact
-        h = {"version": self.spec.version, "revision": self.spec.revision, "sha256": a.sha256,
-             "uri": a.uri, "format": a.format, "generation": self.inp.generation,
-             "startedAt": iso(self.now), "outcome": outcome, "reason": reason}
-        self.history.append(h)
-        del self.history[:-HISTORY_LIMIT]
-        return h
-
-    def end_entry(self, revision: str, outcome: str, reason: str) -> None:
-        h = self.entry(revision)
-        if h is not None:
-            h.update(outcome=outcome, reason=reason, endedAt=iso(self.now))
-
-    def serve(self, revision: str) -> None:
-        self.status["servingRevision"] = revision
-        self.status["servingVersion"] = self.spec_at(revision).version
-        self.status["servingSince"] = iso(self.now)
+    def phase(self, rec: dict, phase: str, reason: str, message: str = "") -> None:
+        if rec["phase"] == phase and rec.get("reason") == reason:
+            return
+        rec.update(phase=phase, reason=reason, message=message)
+        if phase in BAD:
+            rec["retryToken"] = self.token
+        append_history(self.history, history_entry(rec, self.now))
 
     def observed(self, revision: str | None) -> RevisionState:
         return self.inp.observed.get(revision or "", RevisionState())
 
-    def blocked(self, revision: str) -> bool:
-        """The revision was rolled back at this generation and no retry was asked for."""
-        record = self.status.get("rollback") or {}
-        return (record.get("fromRevision") == revision
-                and record.get("generation") == self.inp.generation
-                and self.inp.annotations.get(contract.ANNOTATION_RETRY, "")
-                == record.get("retryToken", ""))
+    def available(self, revision: str | None) -> bool:
+        return self.spec.replicas > 0 and self.observed(revision).available
 
-    # --- the passes ---------------------------------------------------------------------------
+    def serving(self) -> dict | None:
+        return self.records.get(self.st.get("servingRevision") or "")
+
+    def target_of(self, rec: Mapping[str, Any] | None) -> dict | None:
+        target = self.records.get((rec or {}).get("predecessor") or "")
+        return target if usable_target(target) else None
+
+    def breaching(self, rec: Mapping[str, Any]) -> bool:
+        analysis = self.st.get("analysis") or {}
+        return bool(rec.get("rollbackDue")) or (
+            analysis.get("revision") == rec["revision"]
+            and (analysis.get("consecutiveBreaches") or 0) > 0)
+
+    def serve(self, rec: dict) -> None:
+        self.st["servingRevision"], self.st["servingVersion"] = rec["revision"], rec["version"]
+
+    # --- the pass -----------------------------------------------------------------------------
     def run(self) -> Plan:
-        self.status["desiredVersion"] = self.spec.version
+        self.st["desiredVersion"] = self.spec.version
+        self.st["desiredRevision"] = self.spec.revision
+        self.st.pop("rollout", None)
         if self.spec.suspend:
-            self.outcome = ("Suspended", "Suspended",
-                            "spec.suspend is true: the operator takes no action")
+            self.st.setdefault("suspendedAt", iso(self.now))
+            self.say("Suspended", "Suspended", "spec.suspend is true: the operator takes no "
+                     "action and the bake clock is stopped")
             return self.plan(touch=False)
-        target = self.spec.revision
-        requested = self.inp.annotations.get(contract.ANNOTATION_ROLLBACK_TO, "")
-        if requested and requested != (self.status.get("rollback") or {}).get("requested"):
-            self.manual_rollback(requested)
-        if not self.status.get("servingRevision"):
-            self.start_entry("RollingOut")
-            self.serve(target)
-            self.status["servingSince"] = None
-            self.event("Normal", "RollingOut", f"Deploying first version {self.spec.version}")
-        if target != self.status["servingRevision"]:
-            self.advance_rollout(target)
-        elif (self.status.get("rollout") or {}).get("revision"):
-            # the spec went back to the serving version before the new one came up
-            self.end_entry(self.status["rollout"]["revision"], "Superseded", "RolloutCancelled")
-            self.status["rollout"] = None
-            self.event("Normal", "RolloutCancelled",
-                       f"Version {self.spec.version} is serving again; the rollout was cancelled")
-        self.observe_serving()
+        self.resume()
+        desired = self.desired()
+        self.manual_rollback(desired)
+        self.judge()
+        self.choose_serving(desired)
+        self.assess_serving()
         return self.plan(touch=True)
 
-    def advance_rollout(self, target: str) -> None:
-        st, version = self.status, self.spec.version
-        if self.blocked(target):
-            record = st["rollback"]
-            self.outcome = ("Stalled", "RolledBack", (
+    def resume(self) -> None:
+        """After a suspend, shift the bake and deadline clocks by the time spent suspended."""
+        since = parse_iso(self.st.pop("suspendedAt", None))
+        if since is None:
+            return
+        for rec in self.records.values():
+            for key in ("bakeStartedAt", "changedAt"):
+                if rec.get(key):
+                    rec[key] = iso(parse_iso(rec[key]) + self.now - since)
+
+    def desired(self) -> dict:
+        """The record of the revision the spec asks for; a retry token unblocks it."""
+        rev = self.spec.revision
+        rec = self.records.get(rev)
+        if rec is None:
+            rec = self.records[rev] = new_record(self.spec, self.now)
+            append_history(self.history, history_entry(rec, self.now))
+        elif rec["phase"] in BAD and rec.get("retryToken") != self.token:
+            rec.update(changedAt=iso(self.now), judgedWindows=0)
+            rec.pop("rollbackDue", None)
+            self.phase(rec, STARTING, "RetryRequested")
+            self.event("Normal", "Retrying", f"Retrying version {rec['version']} "
+                       f"({contract.ANNOTATION_RETRY} changed)")
+        elif rec["phase"] == RETIRED and not served(rec):
+            rec["changedAt"] = iso(self.now)
+            self.phase(rec, STARTING, "Applied")
+        for other in self.records.values():
+            if other is not rec and other["phase"] == STARTING:
+                self.phase(other, RETIRED, "ReplacedByNewerRevision")
+        return rec
+
+    def judge(self) -> None:
+        """Keep the decision only if it judged the revision still serving; count evidence."""
+        d = self.inp.decision
+        about = d and (d.revision or self.inp.status.get("servingRevision"))
+        rec = self.serving()
+        if d is None or rec is None or about != rec["revision"]:
+            return
+        self.decision = d
+        if d.judged and rec["phase"] in ON_PROBATION:
+            rec["judgedWindows"] = int(rec.get("judgedWindows") or 0) + 1
+        if d.rollback and self.policy.enabled and rec["phase"] in ON_PROBATION:
+            if self.policy.dry_run:
+                self.event("Warning", "WouldRollBack", f"Dry run: would roll back version "
+                           f"{rec['version']}: {d.message}")
+            else:
+                rec["rollbackDue"] = {"reason": d.reason, "message": d.message,
+                                      "errorRate": d.error_rate, "requests": round(d.requests)}
+
+    def choose_serving(self, desired: dict) -> None:
+        """Decide the revision the Service selects: first start, automatic rollback, rollout."""
+        current = self.serving()
+        if current is None:
+            self.serve(desired)
+            self.event("Normal", "RollingOut", f"Deploying first version {desired['version']}")
+            return
+        if current.get("rollbackDue"):
+            self.auto_rollback(current)
+        current = self.serving()
+        if desired is not current:
+            self.roll_out(current, desired)
+
+    def auto_rollback(self, current: dict) -> None:
+        due, target = current["rollbackDue"], self.target_of(current)
+        if target is None:
+            current.pop("rollbackDue")
+            self.say("Degraded", "NoPreviousVersion", f"{due['message']}; there is no earlier "
+                     "good version to roll back to")
+            return
+        if not self.available(target["revision"]):
+            self.warm.add(target["revision"])
+            self.say("HoldingDegraded", "RollbackTargetUnavailable", (
+                f"version {current['version']} breaches ({due['message']}); its rollback "
+                f"target {target['version']} is not ready yet: scaled up, switching when ready"))
+            return
+        current.pop("rollbackDue")
+        self.st["rollback"] = whole(self.st.get("rollback"), {
+            "fromVersion": current["version"], "toVersion": target["version"],
+            "fromRevision": current["revision"], "toRevision": target["revision"],
+            "time": iso(self.now), "reason": due["reason"], "errorRate": due["errorRate"],
+            "threshold": self.policy.error_rate_threshold,
+            "window": f"{int(self.policy.window_seconds)}s", "requests": due["requests"],
+            "message": due["message"]})
+        self.phase(current, ROLLED_BACK, due["reason"], due["message"])
+        self.enter_service(target, rebake=True)
+        self.event("Warning", "RolledBack", f"Rolled back version {current['version']} to "
+                   f"{target['version']}: {due['message']}")
+
+    def roll_out(self, current: dict, desired: dict) -> None:
+        version = desired["version"]
+        if desired["phase"] == ROLLED_BACK:
+            record = self.st.get("rollback") or {}
+            self.say("Stalled", "RolledBack", (
                 f"version {version} was rolled back to {record.get('toVersion')}: "
-                f"{record.get('message') or record.get('reason')}; apply a new version or set "
-                f"the {contract.ANNOTATION_RETRY} annotation to retry"))
+                f"{record.get('message') or desired.get('message')}; apply a new version or "
+                f"set the {contract.ANNOTATION_RETRY} annotation to retry"))
             return
-        if target == st.get("lastGoodRevision"):
-            # a revert to the last good version: it is warm and proven, promote without a bake
-            self.supersede(st["servingRevision"])
-            if (st.get("rollout") or {}).get("revision"):
-                self.end_entry(st["rollout"]["revision"], "Superseded", "ReplacedByNewerVersion")
-            st["rollout"] = None
-            self.start_entry("Promoted", "RevertedToLastGood")
-            self.serve(target)
-            self.event("Normal", "Promoted",
-                       f"Version {version} is the last good version: serving it without a bake")
+        if desired["phase"] == FAILED:
+            self.say("Stalled", desired["reason"], f"version {version} failed: "
+                     f"{desired.get('message')}; version {current['version']} keeps serving")
             return
-        rollout = st.get("rollout") or {}
-        if rollout.get("revision") != target:
-            if rollout.get("revision"):
-                self.end_entry(rollout["revision"], "Superseded", "ReplacedByNewerVersion")
-            rollout = {"revision": target, "version": version, "startedAt": iso(self.now)}
-            st["rollout"] = rollout
-            self.start_entry("RollingOut")
-            self.event("Normal", "RollingOut", f"Rolling out version {version} beside "
-                       f"version {st.get('servingVersion')}")
-        self.progress_rollout(target, parse_iso(rollout["startedAt"]) or self.now)
-
-    def progress_rollout(self, target: str, started: float) -> None:
-        st, version, state = self.status, self.spec.version, self.observed(target)
-        entry = self.entry(target) or {}
-        if state.available:
-            previous = st["servingRevision"]
-            self.supersede(previous)
-            entry["outcome"] = "Serving"
-            self.serve(target)
-            st["rollout"] = None
-            self.event("Normal", "RolledOut", f"Version {version} is serving; version "
-                       f"{self.spec_at(previous).version} stays warm")
-            return
-        failure = self.failure_of(target, state, started)
-        if failure:
-            reason, message = failure
-            if entry.get("outcome") != "Failed":
-                self.end_entry(target, "Failed", reason)
-                self.event("Warning", reason, f"Version {version} failed: {message}")
-            self.outcome = ("Stalled", reason, f"version {version} failed: {message}; version "
-                            f"{st.get('servingVersion')} keeps serving")
-        else:
-            self.outcome = ("Progressing", "RollingOut", f"waiting for version {version}: "
-                            f"{state.ready}/{self.spec.replicas} pods ready")
-
-    def failure_of(self, revision: str, state: RevisionState,
-                   started: float) -> tuple[str, str] | None:
-        if state.failure:
-            reason, _, message = state.failure.partition(": ")
-            return (reason if reason.isidentifier() else "LoadFailed"), (message or reason)
-        deadline = self.spec.rollback.progress_deadline_seconds
-        if state.deadline_exceeded or self.now - started > deadline:
-            return "ProgressDeadlineExceeded", f"pods not ready within {deadline}s"
-        return None
-
-    def supersede(self, revision: str | None) -> None:
-        """The serving revision leaves service; a version still baking is marked Superseded."""
-        if revision and revision != self.status.get("lastGoodRevision"):
-            h = self.entry(revision)
-            if h and h.get("outcome") in ("Serving", "RollingOut"):
-                self.end_entry(revision, "Superseded", "ReplacedByNewerVersion")
-
-    def observe_serving(self) -> None:
-        st = self.status
-        serving, target = st["servingRevision"], self.spec.revision
-        state = self.observed(serving)
-        if not state.available:
-            if serving == target and not self.outcome[0]:
-                self.observe_first_start(serving, state)
-            return
-        if not st.get("servingSince"):
-            st["servingSince"] = iso(self.now)
-            (self.entry(serving) or {})["outcome"] = "Serving"
-            self.event("Normal", "RolledOut", f"Version {self.spec_at(serving).version} is serving")
-        if serving == st.get("lastGoodRevision"):
-            self.observe_promoted()
-        else:
-            self.observe_baking(serving)
-
-    def observe_first_start(self, serving: str, state: RevisionState) -> None:
-        started = parse_iso((self.entry(serving) or {}).get("startedAt")) or self.now
-        failure = self.failure_of(serving, state, started)
-        version = self.spec.version
-        if failure is None:
-            self.outcome = ("Progressing", "RollingOut", f"waiting for version {version}: "
-                            f"{state.ready}/{self.spec.replicas} pods ready")
-            return
-        reason, message = failure
-        if (self.entry(serving) or {}).get("outcome") != "Failed":
-            self.end_entry(serving, "Failed", reason)
+        kind, reason, message = assess(desired, self.observed(desired["revision"]),
+                                       replicas=self.spec.replicas, now=self.now,
+                                       deadline=self.policy.progress_deadline_seconds)
+        if kind == AVAILABLE:
+            self.switch(current, desired)
+        elif kind == FAILED:
+            self.phase(desired, FAILED, reason, message)
             self.event("Warning", reason, f"Version {version} failed: {message}")
-        self.outcome = ("Stalled", reason, f"version {version} failed: {message}")
+            self.say("Stalled", reason, f"version {version} failed: {message}; version "
+                     f"{current['version']} keeps serving")
+        elif kind != SCALED_TO_ZERO:
+            self.say("Progressing", "RollingOut", f"waiting for version {version}: {message}")
 
-    def observe_baking(self, serving: str) -> None:
-        st, policy, decision = self.status, self.spec.rollback, self.inp.decision
-        version = self.spec_at(serving).version
-        if decision is not None and decision.rollback and policy.enabled:
-            if not st.get("lastGoodRevision"):
-                self.outcome = ("Degraded", "NoPreviousVersion", f"{decision.message}; there is "
-                                "no earlier good version to roll back to")
-                return
-            if not policy.dry_run:
-                self.roll_back(decision)
-                return
-            self.event("Warning", "WouldRollBack", f"Dry run: would roll back version {version} "
-                       f"to {st.get('lastGoodVersion')}: {decision.message}")
-        since = parse_iso(st.get("servingSince")) or self.now
-        if self.now - since >= policy.bake_window_seconds:
-            st["lastGoodRevision"], st["lastGoodVersion"] = serving, version
-            h = self.entry(serving)
-            if h is not None:
-                h.update(outcome="Promoted", reason="BakeWindowPassed")
-            self.event("Normal", "Promoted", f"Version {version} passed its bake window and is "
-                       "now the last good version")
-            self.observe_promoted()
+    def switch(self, current: dict, new: dict) -> None:
+        """A rollout (or a revert to a promoted revision) reaches the Service."""
+        keep_warm = current if usable_target(current) and not self.breaching(current) \
+            else self.target_of(current)
+        if current["phase"] not in BAD:
+            self.phase(current, RETIRED, "ReplacedByNewerRevision")
+        if new.get("promotedAt"):
+            self.phase(new, PROMOTED, "RevertedToLastGood")
+            self.serve(new)
+            self.event("Normal", "Promoted", f"Version {new['version']} was promoted before: "
+                       "serving it without a bake")
+            return
+        new["predecessor"] = keep_warm["revision"] if keep_warm else None
+        self.enter_service(new, rebake=True)
+        warm = f"; version {keep_warm['version']} stays warm" if keep_warm else ""
+        self.event("Normal", "RolledOut", f"Version {new['version']} is serving{warm}")
+
+    def enter_service(self, rec: dict, *, rebake: bool) -> None:
+        self.serve(rec)
+        rec["servedAt"] = rec.get("servedAt") or iso(self.now)
+        if rec.get("promotedAt"):
+            self.phase(rec, PROMOTED, "RolledBackTo")
+        elif rebake:
+            rec.update(bakeStartedAt=iso(self.now), judgedWindows=0)
+            self.phase(rec, BAKING, "Serving")
+
+    def manual_rollback(self, desired: dict) -> None:
+        """`modelops rollback --to VERSION` (annotation `VERSION@token`): each value once."""
+        value = self.inp.annotations.get(contract.ANNOTATION_ROLLBACK_TO, "")
+        if not value or value == self.st.get("rollbackRequest"):
+            return
+        version = value.split("@", 1)[0]
+        current = self.serving()
+        found = sorted((r for r in self.records.values() if r["version"] == version
+                        and usable_target(r)), key=lambda r: r["servedAt"])
+        pick = found[-1] if found else None
+        if pick is None or pick is current:
+            self.st["rollbackRequest"] = value
+            why = "it is serving" if pick else "no kept revision of it served without failing"
+            self.event("Normal" if pick else "Warning", "RollbackRequestIgnored",
+                       f"Rollback to version {version} ignored: {why}")
+            return
+        if not self.available(pick["revision"]):
+            self.warm.add(pick["revision"])
+            self.say("Progressing", "ManualRollback",
+                     f"waiting for version {version}'s pods before rolling back to it")
+            return
+        self.st["rollbackRequest"] = value
+        self.st["rollback"] = whole(self.st.get("rollback"), {
+            "fromVersion": (current or desired)["version"], "toVersion": version,
+            "fromRevision": (current or desired)["revision"], "toRevision": pick["revision"],
+            "time": iso(self.now), "reason": "ManualRollback", "requested": value,
+            "message": f"requested with the {contract.ANNOTATION_ROLLBACK_TO} annotation"})
+        for rec in {id(r): r for r in (current, desired) if r is not None}.values():
+            if rec is not pick and rec["phase"] not in BAD:
+                bad = rec is desired
+                self.phase(rec, ROLLED_BACK if bad else RETIRED, "ManualRollback")
+        pick["promotedAt"] = pick.get("promotedAt") or iso(self.now)
+        self.enter_service(pick, rebake=False)
+        self.event("Warning", "RolledBack", f"Rolled back version {(current or desired)['version']}"
+                   f" to {version} as requested by the {contract.ANNOTATION_ROLLBACK_TO} annotation")
+
+    def assess_serving(self) -> None:
+        rec = self.serving()
+        kind, reason, message = assess(rec, self.observed(rec["revision"]),
+                                       replicas=self.spec.replicas, now=self.now,
+                                       deadline=self.policy.progress_deadline_seconds)
+        version = rec["version"]
+        if kind == SCALED_TO_ZERO:
+            self.say("ScaledToZero", "ScaledToZero", f"spec.replicas is 0: version {version} "
+                     "has no pods; scale up to serve")
+        elif kind == FAILED:
+            self.phase(rec, FAILED, reason, message)
+            self.event("Warning", reason, f"Version {version} failed: {message}")
+            self.say("Stalled", reason, f"version {version} failed: {message}")
+        elif kind == STARTING:
+            self.say("Progressing", "RollingOut", f"waiting for version {version}: {message}")
+        elif kind == UNAVAILABLE:
+            self.unavailable(rec, message)
         else:
-            left = int(policy.bake_window_seconds - (self.now - since))
-            self.outcome = ("Baking", "Baking", f"version {version} is serving; automatic "
-                            f"rollback stays armed for {left}s more")
+            if not served(rec):
+                self.enter_service(rec, rebake=True)
+                self.event("Normal", "RolledOut", f"Version {version} is serving")
+            self.bake(rec)
 
-    def observe_promoted(self) -> None:
-        decision, version = self.inp.decision, self.status.get("servingVersion")
-        if decision is not None and decision.result == "Failed":
-            self.outcome = ("Degraded", decision.reason, f"version {version} is past its bake "
-                            f"window (no automatic rollback): {decision.message}")
-        elif self.spec.revision == self.status["servingRevision"]:
-            self.outcome = ("Serving", "Serving", f"version {version} is serving")
+    def unavailable(self, rec: dict, message: str) -> None:
+        """A revision that served lost pods: not a failure. With no ready pod at all and a
+        ready warm target, the Service points at the target until it recovers."""
+        target = self.target_of(rec) if rec["phase"] in ON_PROBATION else None
+        extra = ""
+        if self.observed(rec["revision"]).ready == 0 and target and \
+                self.available(target["revision"]):
+            self.failover = target["revision"]
+            extra = f"; traffic goes to warm version {target['version']} until it recovers"
+        self.say("Unavailable", "PodsUnavailable",
+                 f"version {rec['version']} is serving with {message}{extra}")
 
-    def manual_rollback(self, version: str) -> None:
-        """`modelops rollback --to VERSION`: serve an earlier version that served before."""
-        st = self.status
-        entry = next((h for h in reversed(self.history) if h.get("version") == version
-                      and h.get("outcome") in ("Promoted", "Serving", "Superseded")), None)
-        serving = st.get("servingRevision")
-        if entry is None or entry["revision"] == serving:
-            reason = "nothing to do: it is serving" if entry else "it never served"
-            st["rollback"] = {**(st.get("rollback") or {}), "requested": version}
-            self.event("Warning" if entry is None else "Normal", "RollbackRequestIgnored",
-                       f"Rollback to version {version} ignored: {reason}")
+    def bake(self, rec: dict) -> None:
+        """Promote after the bake window with enough judged windows, else hold and say why."""
+        version = rec["version"]
+        if rec["phase"] == PROMOTED:
+            d = self.decision
+            if d is not None and d.result == "Failed":
+                self.say("Degraded", d.reason, f"version {version} is promoted (no automatic "
+                         f"rollback): {d.message}")
+            self.say("Serving", "Serving", f"version {version} is serving")
             return
-        revision = entry["revision"]
-        if not self.observed(revision).available:
-            self.manual_target = revision  # scaled up by children(); switched when ready
-            self.outcome = ("Progressing", "ManualRollback",
-                            f"waiting for version {version}'s pods before rolling back to it")
+        started = parse_iso(rec.get("bakeStartedAt")) or self.now
+        left = self.policy.bake_window_seconds - (self.now - started)
+        judged, needed = int(rec.get("judgedWindows") or 0), self.policy.min_judged_windows
+        target = self.target_of(rec)
+        evidence = f"{judged} of {needed} windows judged"
+        if left > 0 or self.breaching(rec):
+            self.say("Baking", "Baking", f"version {version} is serving; automatic rollback "
+                     f"stays armed for {max(int(left), 0)}s more ({evidence})")
             return
-        from_version = self.spec_at(serving).version if serving else ""
-        st["rollback"] = {
-            "fromVersion": self.spec.version, "toVersion": version,
-            "fromRevision": self.spec.revision, "toRevision": revision,
-            "time": iso(self.now), "reason": "ManualRollback", "requested": version,
-            "message": f"requested with the {contract.ANNOTATION_ROLLBACK_TO} annotation",
-            "generation": self.inp.generation,
-            "retryToken": self.inp.annotations.get(contract.ANNOTATION_RETRY, ""),
-        }
-        if serving and serving != revision:
-            self.end_entry(serving, "RolledBack", "ManualRollback")
-        st["rollout"] = None
-        self.serve(revision)
-        st["lastGoodRevision"], st["lastGoodVersion"] = revision, version
-        self.event("Warning", "RolledBack", f"Rolled back version {from_version} to {version} "
-                   f"as requested by the {contract.ANNOTATION_ROLLBACK_TO} annotation")
-
-    def roll_back(self, decision: Decision) -> None:
-        st, policy = self.status, self.spec.rollback
-        serving, good = st["servingRevision"], st["lastGoodRevision"]
-        from_version, to_version = self.spec_at(serving).version, st.get("lastGoodVersion")
-        st["rollback"] = {
-            "fromVersion": from_version, "toVersion": to_version, "fromRevision": serving,
-            "toRevision": good, "time": iso(self.now), "reason": decision.reason,
-            "errorRate": decision.error_rate, "threshold": policy.error_rate_threshold,
-            "window": f"{int(policy.window_seconds)}s", "requests": round(decision.requests),
-            "message": decision.message, "generation": self.inp.generation,
-            "retryToken": self.inp.annotations.get(contract.ANNOTATION_RETRY, ""),
-            "requested": (st.get("rollback") or {}).get("requested"),
-        }
-        self.end_entry(serving, "RolledBack", decision.reason)
-        self.serve(good)
-        self.event("Warning", "RolledBack", f"Rolled back version {from_version} to "
-                   f"{to_version}: {decision.message}")
-        self.outcome = ("Stalled", "RolledBack", f"version {from_version} was rolled back to "
-                        f"{to_version}: {decision.message}")
+        if judged >= needed or target is None or self.policy.on_bake_timeout == "Promote":
+            reason = "BakeWindowPassed" if judged >= needed else "BakeWindowPassedWithoutEvidence"
+            rec["promotedAt"] = iso(self.now)
+            self.phase(rec, PROMOTED, reason)
+            self.event("Normal", "Promoted", f"Version {version} passed its bake window "
+                       f"({evidence}) and is now the last good version")
+            self.say("Serving", "Serving", f"version {version} is serving")
+            return
+        self.phase(rec, SERVING, "InsufficientTraffic")
+        self.say("Holding", "InsufficientTraffic", (
+            f"version {version}'s bake window is over but only {evidence} with enough traffic; "
+            f"it is not promoted and version {target['version']} stays warm"))
 
     # --- the result ---------------------------------------------------------------------------
+    def replicas(self) -> dict[str, int]:
+        """Serving, desired, warm target(s) at full size; keepPrevious more served ones at 0."""
+        n, current = self.spec.replicas, self.serving()
+        desired = self.records[self.spec.revision]
+        keep = {current["revision"]: n}
+        keep.setdefault(desired["revision"], 0 if desired["phase"] == ROLLED_BACK else n)
+        if current["phase"] in ON_PROBATION or current.get("rollbackDue"):
+            target = self.target_of(current)
+            if target:
+                keep[target["revision"]] = n
+        for rev in self.warm:
+            keep[rev] = n
+        older = sorted((r for r in self.records.values() if usable_target(r)
+                        and r["revision"] not in keep), key=lambda r: r["servedAt"])
+        for rec in older[::-1][:self.policy.keep_previous]:
+            keep[rec["revision"]] = 0
+        return keep
+
     def plan(self, *, touch: bool) -> Plan:
-        st = self.status
-        serving = st.get("servingRevision") or self.spec.revision
-        deployments, delete = (self.children(serving) if touch else ({}, []))
+        st = self.st
+        if not touch:
+            deployments, delete = {}, []
+        else:
+            keep = self.replicas()
+            for rev, n in keep.items():
+                rec = self.records[rev]
+                if n and not rec.get("replicas") and not served(rec):
+                    rec["changedAt"] = iso(self.now)  # the progress deadline starts again
+                rec["replicas"] = n
+            self.records = {r: rec for r, rec in self.records.items() if r in keep}
+            deployments = {rev: (self.spec.from_record(self.records[rev]), n)
+                           for rev, n in keep.items()}
+            delete = sorted(rev for rev in self.inp.observed if rev not in keep)
+        st["revisions"] = list(self.records.values())
+        self.summary()
+        service = self.failover or st.get("servingRevision") or self.spec.revision
         st["conditions"] = model_conditions(
-            self.outcome, self.inp.decision, self.inp.status.get("conditions") or [],
+            self.outcome, self.decision, self.inp.status.get("conditions") or [],
             now=iso(self.now), generation=self.inp.generation)
         st["observedGeneration"] = self.inp.generation
-        return Plan(deployments=deployments, delete=delete, service_revision=serving,
-                    service_version=self.spec_at(serving).version, status=st,
-                    events=self.events)
+        version = (self.records.get(service) or {}).get("version", self.spec.version)
+        return Plan(deployments=deployments, delete=delete, service_revision=service,
+                    service_version=version, status=st, events=self.events)
 
-    def children(self, serving: str) -> tuple[dict[str, tuple[ModelSpec, int]], list[str]]:
-        """Replicas per revision: serving, candidate and the warm last good version at full
-        size; up to keepPrevious older promoted versions kept at zero; the rest deleted."""
-        st, replicas, target = self.status, self.spec.replicas, self.spec.revision
-        keep: dict[str, int] = {serving: replicas}
-        if self.manual_target:
-            keep[self.manual_target] = replicas
-        good = st.get("lastGoodRevision")
-        if good and good != serving:
-            keep[good] = replicas
-        if target not in keep:
-            keep[target] = 0 if self.blocked(target) else replicas
-        previous = [h["revision"] for h in reversed(self.history)
-                    if h.get("outcome") == "Promoted" and h.get("revision") not in keep]
-        for revision in dict.fromkeys(previous).keys():
-            if len([r for r in keep if r not in (serving, target, good)]) >= \
-                    self.spec.rollback.keep_previous:
-                break
-            keep[revision] = 0
-        deployments = {rev: (self.spec_at(rev), n) for rev, n in keep.items()}
-        delete = sorted(rev for rev in self.inp.observed if rev not in keep)
-        return deployments, delete
+    def summary(self) -> None:
+        """The flat fields printer columns, the CLI and the monitor read."""
+        st, current = self.st, self.serving()
+        st["servingSince"] = (current or {}).get("bakeStartedAt") or (current or {}).get(
+            "servedAt") if served(current) else None
+        promoted = [r for r in self.records.values() if r.get("promotedAt")
+                    and r["phase"] not in BAD]
+        if promoted:
+            best = max(promoted, key=lambda r: r["promotedAt"])
+            st["lastGoodRevision"], st["lastGoodVersion"] = best["revision"], best["version"]
 
 
 def plan_model(inp: PlanInput) -> Plan:
-    return _Machine(inp).run()
+    return _Pass(inp).run()

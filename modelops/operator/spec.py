@@ -3,12 +3,17 @@
 The API server has already validated the schema (CRD + CEL rules), so parsing here is about
 shape, defaults for objects created before a default existed, and the few derived values the
 operator needs: the artifact's revision (one Deployment per version + sha256) and how the
-artifact reaches the pod. Errors raise `SpecError` naming the field.
+artifact reaches the pod. A revision's identity is a hash of the version, the artifact's sha256
+and every pod-affecting field (method, resources, serving settings, image), so a config-only
+change rolls out, bakes and rolls back like a new version; `pod_record` and `from_record` turn
+that part of a spec into the plain dict kept in `status.revisions` and back. Errors raise
+`SpecError` naming the field.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -102,14 +107,38 @@ class ModelSpec:
 
     @property
     def revision(self) -> str:
-        # a models:/ URI is part of the revision: an alias pinned to another registry version
-        # is another Deployment (unchanged for every other scheme)
-        pin = self.artifact.uri if self.artifact.scheme == "models" else ""
-        return revision_of(self.version, self.artifact.sha256 + pin)
+        return revision_of(self.pod_record())
 
-    def at_version(self, version: str, artifact: Artifact) -> "ModelSpec":
-        """This spec, serving another (older) version: how warm Deployments are rebuilt."""
-        return replace(self, version=version, artifact=artifact)
+    def pod_record(self) -> dict[str, Any]:
+        """Everything that shapes this revision's pods, as plain JSON (kept in status)."""
+        s = self.serving
+        return {"version": self.version, "sha256": self.artifact.sha256,
+                "uri": self.artifact.uri, "format": self.artifact.format,
+                "trustedTypes": list(self.artifact.trusted_types),
+                "versionPolicy": self.artifact.version_policy,
+                "method": self.method, "image": self.image,
+                "resources": json.loads(json.dumps(dict(self.resources), sort_keys=True)),
+                "serving": {"workers": s.workers, "threads": s.threads,
+                            "batchMaxSize": s.batch_max_size,
+                            "batchMaxWaitMs": s.batch_max_wait_ms}}
+
+    def from_record(self, record: Mapping[str, Any]) -> "ModelSpec":
+        """This spec serving another revision: its pod fields from the record, the rest
+        (replicas, rollback policy, suspend) from the current spec."""
+        s = record.get("serving") or {}
+        return replace(
+            self, version=record["version"],
+            # where and how to fetch (s3/mlflow options) come from the current spec
+            artifact=replace(self.artifact, uri=record.get("uri", ""),
+                             sha256=record.get("sha256", ""), format=record.get("format", ""),
+                             trusted_types=tuple(record.get("trustedTypes") or ()),
+                             version_policy=record.get("versionPolicy", "")),
+            method=record.get("method", "predict"), image=record.get("image", ""),
+            resources=dict(record.get("resources") or {}),
+            serving=ServingOptions(workers=int(s.get("workers", 1)),
+                                   threads=int(s.get("threads", 4)),
+                                   batch_max_size=int(s.get("batchMaxSize", 1)),
+                                   batch_max_wait_ms=int(s.get("batchMaxWaitMs", 5))))
 
 
 @dataclass(frozen=True)
@@ -128,9 +157,14 @@ class PipelineSpec:
     suspend: bool = False
 
 
-def revision_of(version: str, sha256: str) -> str:
-    """Short, stable hash naming one version's Deployment."""
-    return hashlib.sha256(f"{version}\0{sha256}".encode()).hexdigest()[:10]
+def revision_of(pod: Mapping[str, Any]) -> str:
+    """Short, stable hash of a revision's pod fields (`pod_record`), naming its Deployment.
+
+    The artifact's location is left out (the sha256 pins its content); a file:// or volume
+    artifact without a sha256 is identified by its URI instead."""
+    keyed = {k: v for k, v in pod.items() if k != "uri" or not pod.get("sha256")}
+    text = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def parse_model(spec: Mapping[str, Any]) -> ModelSpec:

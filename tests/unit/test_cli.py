@@ -226,10 +226,14 @@ def test_history(api):
 def test_rollback_sets_only_the_annotation(api):
     code, out, err = run("rollback", "iris", "--to", "2", api=api)
     assert (code, err) == (0, "")
-    assert api.patches == [("demo", "iris",
-                            {"metadata": {"annotations": {contract.ANNOTATION_ROLLBACK_TO: "2"}}})]
-    annotation = f"{contract.ANNOTATION_ROLLBACK_TO}=2"
+    (_, _, patch), = api.patches
+    value = patch["metadata"]["annotations"][contract.ANNOTATION_ROLLBACK_TO]
+    assert patch == {"metadata": {"annotations": {contract.ANNOTATION_ROLLBACK_TO: value}}}
+    assert value.startswith("2@") and len(value) > 3, "a fresh token per request"
+    annotation = f"{contract.ANNOTATION_ROLLBACK_TO}={value}"
     assert out == f"Rollback of demo/iris to version 2 requested ({annotation})\n"
+    run("rollback", "iris", "--to", "2", api=api)
+    assert api.patches[1][2]["metadata"]["annotations"][contract.ANNOTATION_ROLLBACK_TO] != value
 
 
 def test_rollback_to_an_unknown_version_writes_nothing(api):

@@ -165,7 +165,8 @@ MODEL_DEFAULTS = {
     "rollback.interval": "15s", "rollback.consecutiveBreaches": 3, "rollback.minRequests": 50,
     "rollback.minScoredRows": 100,
     "rollback.bakeWindow": "30m", "rollback.keepPrevious": 1,
-    "rollback.progressDeadlineSeconds": 600,
+    "rollback.progressDeadlineSeconds": 600, "rollback.minJudgedWindows": 3,
+    "rollback.onBakeTimeout": "Hold",
 }
 PIPELINE_DEFAULTS = {"steps[].input": "previous", "timeoutSeconds": 5, "replicas": 1, "suspend": False}
 
@@ -184,7 +185,8 @@ def test_spec_defaults(kind, expected):
 @pytest.mark.parametrize("kind,fields", [
     (contract.MODEL_KIND, {"observedGeneration", "mlflow", "desiredVersion", "servingVersion", "lastGoodVersion",
                            "servingRevision", "servingSince", "lastGoodRevision", "rollout",
-                           "url", "rollback", "analysis", "history", "conditions"}),
+                           "url", "rollback", "analysis", "history", "conditions",
+                           "desiredRevision", "rollbackRequest", "suspendedAt", "revisions"}),
     (contract.PIPELINE_KIND, {"observedGeneration", "url", "steps", "conditions"}),
 ])
 def test_status_is_typed_and_keeps_unknown_fields(kind, fields):

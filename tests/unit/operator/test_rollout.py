@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from modelops import contract
@@ -34,6 +36,8 @@ class World:
 
     def step(self, seconds: float = 0, decision: Decision | None = None):
         self.now += seconds
+        if decision is not None and not decision.revision:
+            decision = replace(decision, revision=self.status.get("servingRevision", ""))
         spec = parse_model(self.spec)
         observed = {rev: RevisionState(replicas=2, ready=2 if rev in self.ready else 0,
                                        failure=self.failures.get(rev, ""))
@@ -49,8 +53,15 @@ class World:
         c = get_condition(self.status["conditions"], type_)
         return (c["status"], c["reason"]) if c else None
 
-    def revision(self, version, sha):
-        return parse_model(model_spec(version=version, sha256=sha)).revision
+    def revision(self, version, sha, **spec):
+        return parse_model(model_spec(version=version, sha256=sha, **spec)).revision
+
+    def record(self, revision):
+        return next(r for r in self.status["revisions"] if r["revision"] == revision)
+
+    def judged(self, n, seconds=10):
+        for _ in range(n):
+            self.step(seconds, decision=PASS)
 
 
 def serving_v1(world: World) -> str:
@@ -59,9 +70,21 @@ def serving_v1(world: World) -> str:
     world.step()
     world.ready.add(v1)
     world.step()
-    world.step(301)
+    world.step(301)  # the first version has nothing to keep warm: promoted without evidence
     assert world.status["lastGoodVersion"] == "1"
     return v1
+
+
+def baking_v2(world: World, **spec) -> str:
+    """v1 promoted, then v2 applied and serving (baking)."""
+    serving_v1(world)
+    world.apply(version="2", sha256=SHA_B, **spec)
+    world.step(1)
+    v2 = world.revision("2", SHA_B, **spec)
+    world.ready.add(v2)
+    world.step(1)
+    assert world.status["servingRevision"] == v2
+    return v2
 
 
 def test_first_version_serves_then_is_promoted_after_bake():
@@ -80,7 +103,7 @@ def test_first_version_serves_then_is_promoted_after_bake():
     assert world.condition("Reconciling") is None
     assert world.status["lastGoodVersion"] == "1"
     assert [e[1] for e in plan.events] == ["Promoted"]
-    assert world.status["history"][-1]["outcome"] == "Promoted"
+    assert world.status["history"][-1]["phase"] == "Promoted"
     assert world.status["observedGeneration"] == 1
 
 
@@ -106,6 +129,7 @@ def test_new_version_comes_up_beside_the_old_and_switches_when_ready():
     assert plan.service_revision == v2
     assert plan.deployments[v1][1] == 2, "the last good version stays warm during the bake"
     assert world.status["servingVersion"] == "2" and world.status["lastGoodVersion"] == "1"
+    world.judged(3)
     plan = world.step(301)
     assert world.status["lastGoodVersion"] == "2"
     assert plan.deployments[v1][1] == 0, "scaled down after promotion"
@@ -169,7 +193,8 @@ def test_revert_to_last_good_is_promoted_without_bake():
     plan = world.step(1)
     assert plan.service_revision == v1
     assert world.condition("Ready") == ("True", "Serving")
-    assert [h["outcome"] for h in world.status["history"]] == ["Promoted", "Superseded"]
+    assert [h["phase"] for h in world.status["history"]][-2:] == ["Starting", "Retired"]
+    assert world.record(v1)["phase"] == "Promoted"
 
 
 def test_checksum_mismatch_stalls_with_the_containers_reason_and_old_keeps_serving():
@@ -183,7 +208,7 @@ def test_checksum_mismatch_stalls_with_the_containers_reason_and_old_keeps_servi
     assert plan.service_revision == v1
     assert world.condition("Stalled") == ("True", "ChecksumMismatch")
     assert "artifact sha256 is aaaa" in get_condition(world.status["conditions"], "Stalled")["message"]
-    assert world.status["history"][-1]["outcome"] == "Failed"
+    assert world.status["history"][-1]["phase"] == "Failed"
     assert ("Warning", "ChecksumMismatch") in [e[:2] for e in plan.events]
     assert world.step(1).events == [], "the failure is announced once"
 
@@ -239,6 +264,7 @@ def test_keep_previous_bounds_warm_deployments(keep):
         world.step(1)
         world.ready.add(world.revision(str(n), sha))
         world.step(1)
+        world.judged(3)
         world.step(61)
     assert world.status["lastGoodVersion"] == "4"
     assert len(world.existing) == 1 + keep
@@ -251,10 +277,11 @@ def test_manual_rollback_annotation_serves_an_earlier_version_once():
     world.step(1)
     world.ready.add(world.revision("2", SHA_B))
     world.step(1)
+    world.judged(3)
     world.step(61)
     assert world.status["lastGoodVersion"] == "2"
     world.ready.discard(v1)  # v1 was scaled to zero after v2's promotion
-    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1"
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1@t1"
     plan = world.step(1)
     assert plan.deployments[v1][1] == 2, "scaled back up first"
     assert plan.service_revision != v1
@@ -270,8 +297,239 @@ def test_manual_rollback_annotation_serves_an_earlier_version_once():
 def test_manual_rollback_to_a_version_that_never_served_is_ignored():
     world = World()
     v1 = serving_v1(world)
-    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "7"
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "7@t1"
     plan = world.step(1)
     assert plan.service_revision == v1
     assert [e[1] for e in plan.events] == ["RollbackRequestIgnored"]
     assert world.step(1).events == []
+
+
+# --- the review's findings, one test each -----------------------------------------------------
+
+def test_F1_a_serving_version_losing_pods_is_unavailable_not_failed():
+    world = World()
+    v1 = serving_v1(world)
+    world.step(2000)
+    world.apply(replicas=3)  # scale: the Deployment is briefly short of pods
+    world.ready.discard(v1)
+    plan = world.step(700)
+    assert world.condition("Ready") == ("False", "PodsUnavailable")
+    assert world.condition("Reconciling") == ("True", "PodsUnavailable")
+    assert world.condition("Stalled")[0] == "False"
+    assert world.record(v1)["phase"] == "Promoted"
+    assert not [e for e in plan.events if e[0] == "Warning"]
+    world.ready.add(v1)
+    world.step(1)
+    assert world.condition("Ready") == ("True", "Serving")
+
+
+def test_F1_replicas_zero_is_its_own_state_and_back():
+    world = World()
+    v1 = serving_v1(world)
+    world.apply(replicas=0)
+    world.ready.discard(v1)
+    plan = world.step(2000)
+    assert plan.deployments[v1][1] == 0
+    assert world.condition("Ready") == ("True", "ScaledToZero")
+    assert world.condition("Stalled")[0] == "False"
+    world.apply(replicas=2)
+    plan = world.step(5000)
+    assert plan.deployments[v1][1] == 2
+    assert world.condition("Ready") == ("False", "PodsUnavailable")
+    world.ready.add(v1)
+    world.step(1)
+    assert world.condition("Ready") == ("True", "Serving")
+
+
+def test_F2_no_evidence_holds_with_insufficient_traffic_and_keeps_predecessor_warm():
+    world = World()
+    v2 = baking_v2(world)
+    v1 = world.revision("1", SHA_A)
+    world.step(10, decision=replace(PASS, result="Inconclusive", reason="TooFewRequests"))
+    plan = world.step(400)
+    assert world.record(v2)["phase"] == "Serving"
+    assert world.condition("Ready") == ("True", "InsufficientTraffic")
+    assert world.condition("Reconciling") == ("True", "InsufficientTraffic")
+    assert plan.deployments[v1][1] == 2, "the rollback target stays warm"
+    assert world.status["lastGoodVersion"] == "1"
+    world.judged(3)
+    assert world.record(v2)["phase"] == "Promoted"
+
+
+def test_F2_on_bake_timeout_promote_promotes_without_evidence():
+    policy = {"bakeWindow": "5m", "onBakeTimeout": "Promote"}
+    world = World(rollback=policy)
+    v2 = baking_v2(world, rollback=policy)
+    world.step(400)
+    assert world.record(v2)["phase"] == "Promoted"
+    assert world.record(v2)["reason"] == "BakeWindowPassedWithoutEvidence"
+
+
+def test_F5_more_than_twenty_history_entries_change_nothing():
+    world = World(rollback={"bakeWindow": "1m"})
+    v1 = serving_v1(world)
+    for n in range(30):  # failed candidates, each adding history entries
+        world.apply(version=f"bad{n}", sha256=SHA_B, rollback={"bakeWindow": "1m"})
+        bad = world.revision(f"bad{n}", SHA_B, rollback={"bakeWindow": "1m"})
+        world.step(1)
+        world.failures[bad] = "LoadFailed: boom"
+        world.step(1)
+    assert len(world.status["history"]) == 20
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert plan.deployments[v1][0].version == "1"
+    world.apply(version="3", sha256=SHA_C, rollback={"bakeWindow": "1m"})
+    v3 = world.revision("3", SHA_C, rollback={"bakeWindow": "1m"})
+    world.step(1)
+    world.ready.add(v3)
+    assert world.step(1).service_revision == v3
+
+
+def test_F7_the_same_manual_rollback_twice_is_two_requests():
+    world = World(rollback={"bakeWindow": "1m", "keepPrevious": 2})
+    v1 = serving_v1(world)
+    for version, sha in (("2", SHA_B), ("3", SHA_C)):
+        world.apply(version=version, sha256=sha, rollback={"bakeWindow": "1m", "keepPrevious": 2})
+        world.step(1)
+        world.ready.add(world.revision(version, sha, rollback={"bakeWindow": "1m", "keepPrevious": 2}))
+        world.step(1)
+        if version == "2":
+            world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1@first"
+            assert world.step(1).service_revision == v1
+            world.annotations[contract.ANNOTATION_RETRY] = "r1"
+            world.step(1)
+        world.judged(3)
+        world.step(61)
+    assert world.status["servingVersion"] == "3"
+    world.ready.add(v1)
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1@second"
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert "errorRate" not in {k for k, v in world.status["rollback"].items() if v is not None}
+
+
+def test_F7_automatic_then_manual_rollback_record_is_written_whole():
+    world = World()
+    baking_v2(world)
+    world.step(10, decision=FAIL)
+    assert world.status["rollback"]["errorRate"] == 0.3
+    world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1@x"
+    world.step(1)  # v1 serves already: ignored, record untouched
+    assert world.status["rollback"]["reason"] == "ErrorRateAboveThreshold"
+
+
+@pytest.mark.parametrize("edit", [{"replicas": 3}, {"suspend": False},
+                                  {"rollback": {"errorRateThreshold": 0.5}}])
+def test_F8_edits_after_a_rollback_do_not_re_serve(edit):
+    world = World()
+    v2 = baking_v2(world)
+    v1 = world.revision("1", SHA_A)
+    world.step(10, decision=FAIL)
+    world.apply(version="2", sha256=SHA_B, **edit)
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert world.condition("Stalled") == ("True", "RolledBack")
+    assert plan.deployments[world.revision("2", SHA_B, **edit)][1] == 0
+
+
+def test_F9_a_config_only_change_rolls_out_bakes_and_rolls_back():
+    world = World()
+    v1 = serving_v1(world)
+    limits = {"limits": {"memory": "8Mi"}}
+    world.apply(resources=limits)
+    small = world.revision("1", SHA_A, resources=limits)
+    assert small != v1
+    plan = world.step(1)
+    assert plan.service_revision == v1 and plan.deployments[v1][0].resources == {}
+    assert plan.deployments[small][0].resources == limits
+    world.ready.add(small)
+    world.step(1)
+    assert world.record(small)["phase"] == "Baking"
+    plan = world.step(10, decision=FAIL)
+    assert plan.service_revision == v1
+    assert world.record(small)["phase"] == "RolledBack"
+
+
+def test_F10_a_decision_about_another_revision_is_ignored():
+    world = World()
+    v2 = baking_v2(world)
+    world.apply(version="3", sha256=SHA_C)
+    v3 = world.revision("3", SHA_C)
+    world.step(1)
+    world.ready.add(v3)
+    plan = world.step(1, decision=replace(FAIL, revision=v2))
+    assert plan.service_revision == v3
+    assert world.record(v3)["phase"] == "Baking"
+
+
+def test_F11_rollback_to_a_target_that_is_not_ready_holds_and_scales_it_up():
+    world = World()
+    v2 = baking_v2(world)
+    v1 = world.revision("1", SHA_A)
+    world.ready.discard(v1)
+    plan = world.step(10, decision=FAIL)
+    assert plan.service_revision == v2
+    assert world.condition("Reconciling") == ("True", "RollbackTargetUnavailable")
+    assert world.condition("Degraded") == ("True", "RollbackTargetUnavailable")
+    assert plan.deployments[v1][1] == 2
+    world.ready.add(v1)
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    assert world.record(v2)["phase"] == "RolledBack"
+
+
+def test_v2_while_v1_bakes_keeps_v1_warm_and_rolls_back_to_it():
+    world = World()
+    v1 = world.revision("1", SHA_A)
+    world.step()
+    world.ready.add(v1)
+    world.step(1)
+    world.apply(version="2", sha256=SHA_B)
+    v2 = world.revision("2", SHA_B)
+    world.step(15)
+    world.ready.add(v2)
+    plan = world.step(1)
+    assert plan.service_revision == v2 and plan.deployments[v1][1] == 2
+    assert v1 not in plan.delete
+    plan = world.step(10, decision=FAIL)
+    assert plan.service_revision == v1
+    assert world.condition("Stalled") == ("True", "RolledBack")
+
+
+def test_v3_while_v2_breaches_keeps_the_good_target():
+    world = World()
+    v2 = baking_v2(world)
+    v1 = world.revision("1", SHA_A)
+    world.step(10, decision=replace(FAIL, rollback=False, consecutive_breaches=1))
+    world.status["analysis"] = {"revision": v2, "consecutiveBreaches": 1}
+    world.apply(version="3", sha256=SHA_C)
+    v3 = world.revision("3", SHA_C)
+    world.step(1)
+    world.ready.add(v3)
+    plan = world.step(1)
+    assert plan.service_revision == v3
+    assert world.record(v3)["predecessor"] == v1
+    assert plan.deployments[v1][1] == 2
+
+
+def test_S9_suspend_freezes_the_bake_clock():
+    world = World()
+    v2 = baking_v2(world)
+    world.apply(version="2", sha256=SHA_B, suspend=True)
+    world.step(10)
+    world.step(3600)
+    world.apply(version="2", sha256=SHA_B)
+    world.step(1)
+    assert world.record(v2)["phase"] == "Baking"
+    assert world.condition("Reconciling") == ("True", "Baking")
+
+
+def test_retry_token_unblocks_a_rolled_back_revision():
+    world = World()
+    v2 = baking_v2(world)
+    world.step(10, decision=FAIL)
+    world.annotations[contract.ANNOTATION_RETRY] = "again"
+    world.step(1)
+    plan = world.step(1)
+    assert plan.service_revision == v2
+    assert world.record(v2)["phase"] == "Baking"

@@ -1,0 +1,254 @@
+"""Model-based test of the rollout planner: random sequences of what users and the cluster do.
+
+A hypothesis state machine applies versions, artifacts and pod configs (and reverts), scales
+(including to 0), suspends and resumes, retries, asks for manual rollbacks, makes pods ready,
+unready or failing, lets time pass and feeds Passed/Failed/Inconclusive windows about any
+revision; after every pass it checks the invariants of issue #10 (see `check`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from modelops import contract
+from modelops.operator.analysis import Decision
+from modelops.operator.revisions import HISTORY_LIMIT, ON_PROBATION, RevisionState
+from modelops.operator.rollout import PlanInput, plan_model
+from modelops.operator.spec import parse_model
+from tests.factories import SHA_A, SHA_B, model_spec
+
+T0 = 1_700_000_000.0
+POLICY = {"window": "1m", "interval": "10s", "consecutiveBreaches": 2, "minRequests": 10,
+          "bakeWindow": "5m", "minJudgedWindows": 2, "progressDeadlineSeconds": 120,
+          "errorRateThreshold": 0.05}
+CONFIGS = ({}, {"limits": {"memory": "64Mi"}})
+RESULTS = ("Passed", "Failed", "Inconclusive")
+
+
+class PlannerMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.fields = {"version": "1", "sha256": SHA_A, "resources": {}, "replicas": 2,
+                       "suspend": False}
+        self.status: dict = {}
+        self.now, self.generation = T0, 1
+        self.annotations: dict[str, str] = {}
+        self.replicas: dict[str, int] = {}   # revision -> replicas of its Deployment
+        self.ready: dict[str, int] = {}
+        self.failures: dict[str, str] = {}
+        self.breaches: dict[str, int] = {}
+        self.tokens = 0
+        self.ever_served: set[str] = set()
+        self.blocked: tuple[str, str] | None = None  # (revision, retry token) rolled back
+        self.rolled_back: set[str] = set()
+        self.plan = None
+        self.seen: dict[str, RevisionState] = {}
+        self.step()
+
+    # --- the world --------------------------------------------------------------------------
+    def spec_dict(self) -> dict:
+        f = self.fields
+        spec = model_spec(version=f["version"], sha256=f["sha256"], replicas=f["replicas"],
+                          suspend=f["suspend"], rollback=f.get("rollback", POLICY))
+        if f["resources"]:
+            spec["resources"] = copy.deepcopy(f["resources"])
+        return spec
+
+    def step(self, seconds: float = 0.0, decision: Decision | None = None) -> None:
+        self.now += seconds
+        raw = self.spec_dict()
+        before = copy.deepcopy(raw)
+        self.seen = {rev: RevisionState(replicas=n, ready=min(self.ready.get(rev, 0), n),
+                                        failure=self.failures.get(rev, ""))
+                     for rev, n in self.replicas.items()}
+        old_history = list(self.status.get("history") or [])
+        plan = plan_model(PlanInput(name="iris", spec=parse_model(raw),
+                                    generation=self.generation, status=self.status,
+                                    observed=self.seen, now=self.now,
+                                    annotations=dict(self.annotations), decision=decision))
+        assert raw == before, "the planner never writes the spec"
+        self.check_history(old_history, plan.status["history"])
+        self.status, self.plan = plan.status, plan
+        for rev, (_, n) in plan.deployments.items():
+            self.replicas[rev] = n
+            self.ready[rev] = min(self.ready.get(rev, 0), n)
+        for rev in plan.delete:
+            self.replicas.pop(rev, None)
+            self.ready.pop(rev, None)
+        self.track()
+
+    def track(self) -> None:
+        spec = parse_model(self.spec_dict())
+        token = self.annotations.get(contract.ANNOTATION_RETRY, "")
+        if self.blocked and (self.blocked[0] != spec.revision or self.blocked[1] != token):
+            self.blocked = None
+        for rec in self.status.get("revisions") or []:
+            if rec.get("servedAt"):
+                self.ever_served.add(rec["revision"])
+            if rec["phase"] == "RolledBack" and rec["revision"] == spec.revision \
+                    and rec["revision"] not in self.rolled_back:
+                self.blocked = (rec["revision"], token)  # judged now, under this token
+        self.rolled_back = {r["revision"] for r in self.status.get("revisions") or []
+                            if r["phase"] == "RolledBack"}
+
+    def apply(self, **changes) -> None:
+        self.fields.update(changes)
+        self.generation += 1
+        self.step(1)
+
+    # --- rules ------------------------------------------------------------------------------
+    @rule(version=st.sampled_from(["1", "2", "3"]), sha=st.sampled_from([SHA_A, SHA_B]),
+          config=st.sampled_from(range(len(CONFIGS))))
+    def apply_revision(self, version, sha, config):
+        self.apply(version=version, sha256=sha, resources=CONFIGS[config])
+
+    @rule(replicas=st.sampled_from([0, 1, 2, 3]))
+    def scale(self, replicas):
+        self.apply(replicas=replicas)
+
+    @rule(threshold=st.sampled_from([0.01, 0.5]))
+    def edit_threshold(self, threshold):
+        self.apply(rollback={**POLICY, "errorRateThreshold": threshold})
+
+    @rule(suspend=st.booleans())
+    def suspend(self, suspend):
+        self.apply(suspend=suspend)
+
+    @rule()
+    def retry(self):
+        self.tokens += 1
+        self.annotations[contract.ANNOTATION_RETRY] = f"r{self.tokens}"
+        self.step(1)
+
+    @rule(version=st.sampled_from(["1", "2", "3"]))
+    def manual_rollback(self, version):
+        self.tokens += 1
+        self.annotations[contract.ANNOTATION_ROLLBACK_TO] = f"{version}@m{self.tokens}"
+        self.step(1)
+
+    @precondition(lambda self: self.replicas)
+    @rule(data=st.data(), how=st.sampled_from(["ready", "unready", "one-down", "fail"]))
+    def pods(self, data, how):
+        rev = data.draw(st.sampled_from(sorted(self.replicas)))
+        if how == "ready" and rev not in self.failures:
+            self.ready[rev] = self.replicas[rev]
+        elif how == "unready":
+            self.ready[rev] = 0
+        elif how == "one-down":
+            self.ready[rev] = max(0, self.ready.get(rev, 0) - 1)
+        elif how == "fail" and not self.ready.get(rev):
+            self.failures[rev] = "LoadFailed: container server exited with code 1 (OOMKilled)"
+        self.step(1)
+
+    @rule()
+    def settle(self):
+        """Every Deployment without a failing pod becomes fully ready (the usual case)."""
+        for rev, n in self.replicas.items():
+            if rev not in self.failures:
+                self.ready[rev] = n
+        self.step(1)
+
+    @rule(seconds=st.sampled_from([5, 30, 61, 200, 400]))
+    def time_passes(self, seconds):
+        self.step(seconds)
+
+    @rule(data=st.data(), result=st.sampled_from(RESULTS))
+    def window(self, data, result):
+        """A judged window; usually about the serving revision, sometimes about another."""
+        serving = self.status.get("servingRevision")
+        choices = sorted({*self.replicas, *([serving] if serving else [])})
+        if not choices:
+            return
+        about_serving = serving and data.draw(st.integers(0, 4)) > 0
+        rev = serving if about_serving else data.draw(st.sampled_from(choices))
+        count = {"Passed": 0, "Inconclusive": self.breaches.get(rev, 0)}.get(
+            result, self.breaches.get(rev, 0) + 1)
+        self.breaches[rev] = count
+        decision = Decision(result=result, error_rate=0.3 if result == "Failed" else 0.0,
+                            requests=200, consecutive_breaches=count,
+                            rollback=result == "Failed" and count >= 2,
+                            reason="ErrorRateAboveThreshold", message="window", revision=rev)
+        rec = self.record(serving)
+        target = self.record((rec or {}).get("predecessor"))
+        healthy = (target is not None and target.get("servedAt")
+                   and target["phase"] not in ("RolledBack", "Failed")
+                   and self.seen_ready(target["revision"]))
+        must_roll_back = (decision.rollback and rev == serving and rec is not None
+                          and rec["phase"] in ON_PROBATION and healthy
+                          and not self.fields["suspend"] and self.fields["replicas"] > 0)
+        self.status = {**self.status,
+                       "analysis": {"revision": rev, "consecutiveBreaches": count}}
+        self.step(10, decision=decision)
+        if must_roll_back:
+            assert self.status["servingRevision"] != serving, \
+                "a breaching revision with a healthy predecessor is rolled back"
+
+    # --- invariants -------------------------------------------------------------------------
+    def record(self, revision):
+        return next((r for r in self.status.get("revisions") or []
+                     if r["revision"] == revision), None)
+
+    def seen_ready(self, revision) -> bool:
+        n = self.replicas.get(revision, 0)
+        return n > 0 and self.ready.get(revision, 0) >= n and revision not in self.failures
+
+    @staticmethod
+    def check_history(old: list, new: list) -> None:
+        assert len(new) <= HISTORY_LIMIT
+        for added in range(len(new) + 1):
+            if (old + new[len(new) - added:])[-HISTORY_LIMIT:] == new:
+                return
+        raise AssertionError("history entries never change once written")
+
+    @invariant()
+    def conditions_agree(self):
+        by_type = {c["type"]: c["status"] for c in self.status["conditions"]}
+        assert len(by_type) == len(self.status["conditions"])
+        if by_type.get("Stalled") == "True":
+            assert by_type.get("Ready") != "True" and by_type.get("Reconciling") != "True"
+
+    @invariant()
+    def served_is_never_failed(self):
+        for rec in self.status.get("revisions") or []:
+            if rec["revision"] in self.ever_served:
+                assert rec["phase"] != "Failed", rec
+
+    @invariant()
+    def rolled_back_does_not_serve_again(self):
+        if self.blocked:
+            assert self.status.get("servingRevision") != self.blocked[0]
+            assert self.plan.service_revision != self.blocked[0]
+
+    @invariant()
+    def service_selects_a_ready_revision_when_one_exists(self):
+        if self.fields["suspend"] or self.fields["replicas"] == 0:
+            return
+        ready = {rev for rev, s in self.seen.items() if s.ready > 0}
+        serving = self.record(self.status.get("servingRevision"))
+        candidates = set()
+        if serving:
+            candidates.add(serving["revision"])
+            if serving["phase"] in ON_PROBATION and serving.get("predecessor"):
+                target = self.record(serving["predecessor"])
+                if target and target["phase"] not in ("RolledBack", "Failed") \
+                        and self.seen.get(target["revision"], RevisionState()).available:
+                    candidates.add(target["revision"])
+        if candidates & ready:
+            assert self.plan.service_revision in ready, (self.plan.service_revision, ready)
+
+    @invariant()
+    def service_and_serving_exist(self):
+        if not self.fields["suspend"]:
+            assert self.plan.service_revision in self.plan.deployments
+            assert self.status["servingRevision"] in self.plan.deployments
+
+
+PlannerMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+TestPlanner = PlannerMachine.TestCase
