@@ -160,9 +160,12 @@ class PipelineSpec:
 def revision_of(pod: Mapping[str, Any]) -> str:
     """Short, stable hash of a revision's pod fields (`pod_record`), naming its Deployment.
 
-    The artifact's location is left out (the sha256 pins its content); a file:// or volume
-    artifact without a sha256 is identified by its URI instead."""
-    keyed = {k: v for k, v in pod.items() if k != "uri" or not pod.get("sha256")}
+    The artifact's location is left out (the sha256 pins its content), except a models:/ URI
+    (the registry version it names is part of the revision)."""
+    uri = str(pod.get("uri", ""))
+    # a models:/ URI stays in: an alias pinned to another registry version is another revision
+    keep_uri = not pod.get("sha256") or uri.startswith("models:/")
+    keyed = {k: v for k, v in pod.items() if k != "uri" or keep_uri}
     text = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

@@ -107,4 +107,5 @@ def test_pinned_spec_is_a_new_revision_per_registry_version():
     pod = build_deployment("iris", v8, image="serving:test")["spec"]["template"]["spec"]
     assert _env(pod["initContainers"][0])[c.ENV_ARTIFACT_URI] == "models:/iris/8"
     https = parse_model(model_spec())
-    assert https.revision == revision_of(https.version, https.artifact.sha256)  # other schemes unchanged
+    moved = parse_model(model_spec(artifact={**model_spec()["artifact"], "uri": "https://elsewhere/m.joblib"}))
+    assert https.revision == moved.revision  # other schemes: the sha256 pins it, not the URI
