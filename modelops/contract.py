@@ -113,3 +113,12 @@ IMAGE_UID: Final = 65532  # the images' non-root user and group id (Dockerfile `
 # --- Added by the node side (append only) -------------------------------------------------------
 DEFAULT_OPERATOR_IMAGE: Final = "modelops/operator:0.1.0"  # the tag deploy/operator.yaml runs
 DEV_SAMPLES_NAMESPACE: Final = "demo"  # where `devcluster up --deploy` applies deploy/samples
+
+# --- Added by the plumbing side (append only) ---------------------------------------------------
+LABEL_ROLE: Final = "modelops.io/role"  # on serving pods, set by the operator: absent/serving/standby
+ROLE_SERVING: Final = "serving"
+ROLE_STANDBY: Final = "standby"  # warm but out of service: answer `Connection: close`
+ENV_POD_LABELS_FILE: Final = "MODELOPS_POD_LABELS_FILE"  # the pod's labels (downward API file)
+PODINFO_MOUNT: Final = "/etc/modelops/podinfo"  # downward API volume; its `labels` file
+FIELD_MANAGER: Final = "modelops"  # server-side apply field manager of every child
+REPORTING_COMPONENT: Final = "modelops-operator"  # Events' reportingComponent / source

@@ -3,7 +3,10 @@
 By default the operator scrapes the serving pods' /metrics itself (a snapshot every tick, kept
 for one window per model and revision); with a Prometheus URL it asks Prometheus with PromQL.
 A decision is made once per `rollback.interval`; anything that cannot be measured becomes an
-Inconclusive decision that says why (it never rolls back).
+Inconclusive decision that says why (it never rolls back). Passes may run more often than the
+tick (every watch event runs one): `evaluate` scrapes only when the tick is due. Only pods that
+are ready and controlled by the revision's own ReplicaSet are scraped; snapshots belong to one
+serving period of one revision and are dropped when that period ends.
 """
 
 from __future__ import annotations
@@ -14,10 +17,19 @@ from typing import Any, Iterable, Mapping
 
 from modelops import contract
 from modelops.operator import analysis
+from modelops.operator.builders import deployment_name
 from modelops.operator.metrics_source import MetricsUnavailable, PrometheusSource, ScrapeSource
 from modelops.operator.rollout import iso, parse_iso
 from modelops.operator.settings import OperatorSettings
 from modelops.operator.spec import ModelSpec
+
+
+def own_ready_pod(pod: Mapping[str, Any], model: str, revision: str) -> bool:
+    """A ready pod of `revision` with an IP whose ReplicaSet is the revision's Deployment's:
+    a pod that only carries the labels (anyone may set them) is not scraped."""
+    return (pod["revision"] == revision and bool(pod["ip"]) and not pod["deleting"]
+            and pod.get("ready", False)
+            and pod.get("owner", "").startswith(f"{deployment_name(model, revision)}-"))
 
 
 class Monitor:
@@ -29,12 +41,29 @@ class Monitor:
         self._history: dict[tuple[str, str], deque[analysis.Snapshot]] = {}
         self._lock = threading.Lock()
         self._errors: dict[tuple[str, str], str] = {}  # the latest scrape failure, to report
+        self._tick = settings.tick_seconds
+        self._last: dict[str, tuple[str, float]] = {}  # uid -> (serving period, last look)
 
     def forget(self, uid: str) -> None:
         with self._lock:
             for key in [k for k in self._history if k[0] == uid]:
                 del self._history[key]
                 self._errors.pop(key, None)
+            self._last.pop(uid, None)
+
+    def _due(self, uid: str, period: str, now: float) -> bool:
+        """Whether this pass should look (scrape or query): a new period, or a tick passed.
+        Snapshots of earlier periods of this Model are dropped (S6)."""
+        with self._lock:
+            last = self._last.get(uid)
+            if last is not None and last[0] == period and now - last[1] < self._tick - 0.25:
+                return False
+            self._last[uid] = (period, now)
+            if last is None or last[0] != period:
+                for key in [k for k in self._history if k[0] == uid]:
+                    del self._history[key]
+                    self._errors.pop(key, None)
+            return True
 
     def evaluate(self, *, uid: str, namespace: str, name: str, spec: ModelSpec,
                  status: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
@@ -44,9 +73,11 @@ class Monitor:
         serving, version = status.get("servingRevision"), status.get("servingVersion")
         if not serving or not status.get("servingSince"):
             return None, None
+        if not self._due(uid, f"{serving}@{status['servingSince']}", now):
+            return None, None
         policy = spec.rollback
         urls = {p["name"]: f"http://{p['ip']}:{contract.DEFAULT_PORT}{contract.PATH_METRICS}"
-                for p in pods if p["revision"] == serving and p["ip"] and not p["deleting"]}
+                for p in pods if own_ready_pod(p, name, serving)}
         history = self._remember(uid, serving, urls, name, version, now, policy)
         if self.prometheus is None and urls and len(history) < 2 \
                 and (uid, serving) not in self._errors:
