@@ -118,11 +118,11 @@ class Applier:
             return "created"
         return None if stored["resourceVersion"] == before else "updated"
 
-    def forget(self, namespace: str, names: set[str] | None = None) -> None:
-        """Drop records of one namespace's children (all, or those named)."""
+    def forget(self, namespace: str, names: set[str], prefix: str | None = None) -> None:
+        """Drop records of one namespace's children named in `names` or starting with `prefix`."""
         with self._lock:
-            for key in [k for k in self._records if k[1] == namespace
-                        and (names is None or k[2] in names)]:
+            for key in [k for k in self._records if k[1] == namespace and (
+                    k[2] in names or (prefix is not None and k[2].startswith(prefix)))]:
                 del self._records[key]
 
 

@@ -68,7 +68,7 @@ async def on_model_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
         QUEUE.forget(key)
         MONITOR.forget(meta["uid"])
         STATUS.forget(meta["uid"])
-        APPLIER.forget(key[0], {key[1]})
+        APPLIER.forget(key[0], {key[1]}, prefix=deployment_name(key[1], ""))
         metrics.forget_model(*key)
     else:
         _enqueue(key, kwargs)
@@ -86,8 +86,11 @@ def _pod_matters(status: Mapping[str, Any], type: str | None = None, **_: Any) -
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, when=_pod_matters)
-async def on_child_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+async def on_child_event(type: str, namespace: str, name: str, labels: kopf.Labels,
+                         **kwargs: Any) -> None:
     """A child changed (became ready, failed, was deleted or edited): re-plan its Model."""
+    if type == "DELETED":
+        APPLIER.forget(namespace, {name})  # so the pass applies it again
     _enqueue((namespace, labels[contract.LABEL_MODEL]), kwargs)
 
 

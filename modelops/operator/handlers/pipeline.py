@@ -75,7 +75,10 @@ async def on_pipeline_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=ROUTER_LABELS)
 @kopf.on.event("", "v1", "services", labels=ROUTER_LABELS)
-async def on_router_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+async def on_router_event(type: str, namespace: str, name: str, labels: kopf.Labels,
+                          **kwargs: Any) -> None:
+    if type == "DELETED":
+        APPLIER.forget(namespace, {name})  # so the pass applies it again
     enqueue((namespace, labels[contract.LABEL_PIPELINE]), kwargs)
 
 
