@@ -56,7 +56,8 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
             history = status["history"]
             revisions = [h["revision"] for h in history]
             assert len(revisions) == len(set(revisions)), f"{name}: duplicated history {history}"
-            assert cluster.service_revision(namespace, name) in expected
+            wait_for(lambda: cluster.service_revision(namespace, name) in expected,
+                     what=f"{name} Service selecting one of {expected}")
             total += len(expected)
         services = cluster.core.list_namespaced_service(
             namespace, label_selector=contract.LABEL_MODEL).items

@@ -45,7 +45,10 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any)
     # Reconnect watches regularly so a silently dropped connection cannot freeze the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.posting.level = logging.INFO
+    # Only warnings of kopf's own become Events; "Handler ... succeeded" on every watch event
+    # would be an Event (and a log line) per event. Decisions are posted with kopf.event.
+    settings.posting.level = logging.WARNING
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube.configure(pool_size=SETTINGS.max_workers + 4)
     metrics.serve(SETTINGS.metrics_port)
     logger.info(f"Serving image {SETTINGS.serving_image}; metrics source "

@@ -180,8 +180,19 @@ def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
 
 def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict],
                     pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger) -> None:
+    """The Service first (a rollback is only a selector change: it should not wait for the
+    Deployments' writes), with the pods' role labels around it; then the Deployments."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    service = build_service(name, revision=plan.service_revision, version=plan.service_version)
+    _own(service, body)
+    live_service = next((s for s in read(indexes["modelops_services"], (namespace, name))
+                         if s["name"] == name), None)
+    before, after = role_changes(pods, plan.service_revision, lambda pod: pod["owner"].startswith(
+        deployment_name(name, pod["revision"]) + "-"))
+    _label_pods(namespace, before)
+    _report(body, logger, service, APPLIER.apply(service, body, live_service))
+    _label_pods(namespace, after)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
         child = build_deployment(name, spec, image=SETTINGS.serving_image,
@@ -193,15 +204,6 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
         if (found.get("controller") or {}).get("uid") == meta["uid"] and kube.delete(
                 "Deployment", deployment_name(name, revision), namespace, uid=found.get("uid")):
             logger.info(f"Deleted Deployment {deployment_name(name, revision)}")
-    service = build_service(name, revision=plan.service_revision, version=plan.service_version)
-    _own(service, body)
-    live_service = next((s for s in read(indexes["modelops_services"], (namespace, name))
-                         if s["name"] == name), None)
-    before, after = role_changes(pods, plan.service_revision, lambda pod: pod["owner"].startswith(
-        deployment_name(name, pod["revision"]) + "-"))
-    _label_pods(namespace, before)
-    _report(body, logger, service, APPLIER.apply(service, body, live_service))
-    _label_pods(namespace, after)
 
 
 def _label_pods(namespace: str, changes: list[tuple[str, str]]) -> None:
