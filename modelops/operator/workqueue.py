@@ -21,6 +21,8 @@ import time
 from collections import deque
 from typing import Callable, Hashable
 
+from modelops.operator import metrics
+
 log = logging.getLogger(__name__)
 
 Pass = Callable[[Hashable], "float | None"]
@@ -133,6 +135,7 @@ class WorkQueue:
         while (key := self._take()) is not None:
             again: float | None = None
             try:
+                metrics.PASSES.labels(self.name).inc()
                 again = self._context.copy().run(self.run_pass, key)
                 with self._cond:
                     self._failures.pop(key, None)

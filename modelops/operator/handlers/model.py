@@ -190,20 +190,30 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
                          if s["name"] == name), None)
     before, after = role_changes(pods, plan.service_revision, lambda pod: pod["owner"].startswith(
         deployment_name(name, pod["revision"]) + "-"))
+    refused: list[Exception] = []  # one refused child does not stop the others
     _label_pods(namespace, before)
-    _report(body, logger, service, APPLIER.apply(service, body, live_service))
+    _apply(body, logger, service, live_service, refused)
     _label_pods(namespace, after)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
         child = build_deployment(name, spec, image=SETTINGS.serving_image,
                                  pull_policy=SETTINGS.image_pull_policy, replicas=replicas)
         _own(child, body)
-        _report(body, logger, child, APPLIER.apply(child, body, live.get(revision)))
+        _apply(body, logger, child, live.get(revision), refused)
+    if refused:
+        raise refused[0]
     for revision in plan.delete:
         found = live.get(revision) or {}
         if (found.get("controller") or {}).get("uid") == meta["uid"] and kube.delete(
                 "Deployment", deployment_name(name, revision), namespace, uid=found.get("uid")):
             logger.info(f"Deleted Deployment {deployment_name(name, revision)}")
+
+
+def _apply(body, logger, child: dict, live, refused: list[Exception]) -> None:
+    try:
+        _report(body, logger, child, APPLIER.apply(child, body, live))
+    except (ChildConflict, ChildRejected) as error:
+        refused.append(error)
 
 
 def _label_pods(namespace: str, changes: list[tuple[str, str]]) -> None:
