@@ -77,6 +77,17 @@ def rejection(kind: str, name: str, error: ApiException) -> ChildRejected | None
     return ChildRejected(f"the API server refused {kind} {name}: {kube.error_message(error)}")
 
 
+def changed(live: Mapping[str, Any], stored: Mapping[str, Any], record: _Record | None,
+            wanted: str) -> bool:
+    """Whether our apply changed the object: its generation moved (Deployments), or, for kinds
+    without one, what we apply is new and the resourceVersion moved. (The live copy may be
+    older than the object we applied to, so a moved resourceVersion alone proves nothing.)"""
+    if live.get("generation") and stored.get("generation"):
+        return live["generation"] != stored["generation"]
+    return (record is None or record.digest != wanted) and \
+        live.get("resourceVersion") != stored.get("resourceVersion")
+
+
 class Applier:
     """Applies children of every owner; thread-safe (the queue runs one pass per owner)."""
 
@@ -116,7 +127,7 @@ class Applier:
                                          self._clock())
         if live is None:
             return "created"
-        return None if stored["resourceVersion"] == before else "updated"
+        return "updated" if changed(live, stored, record, wanted) else None
 
     def forget(self, namespace: str, names: set[str], prefix: str | None = None) -> None:
         """Drop records of one namespace's children named in `names` or starting with `prefix`."""

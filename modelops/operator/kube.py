@@ -66,6 +66,7 @@ def meta_of(body: Mapping[str, Any]) -> dict:
     meta = body.get("metadata") or {}
     controller = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
     return {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            "generation": meta.get("generation"),
             "deleting": bool(meta.get("deletionTimestamp")),
             "controller": None if controller is None else
             {k: controller.get(k) for k in ("kind", "name", "uid")}}

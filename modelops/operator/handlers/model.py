@@ -43,7 +43,18 @@ def model_pass(key: Hashable) -> float | None:
     if STATUS.stale(body):
         return SETTINGS.tick_seconds  # the watch has not delivered our last write yet
     reconcile_model(body, INDEXES, log)
-    return SETTINGS.tick_seconds
+    return next_pass_in(body, SETTINGS.tick_seconds)
+
+
+RESYNC_SECONDS = 30.0
+
+
+def next_pass_in(body: Mapping[str, Any], tick: float) -> float:
+    """A serving Model is analysed every tick; any other waits for watch events (every change
+    of its children is one), with a resync now and then for the planner's own deadlines."""
+    status, spec = body.get("status") or {}, body.get("spec") or {}
+    analysed = status.get("servingRevision") and status.get("servingSince")
+    return tick if analysed and not spec.get("suspend") else max(tick, RESYNC_SECONDS)
 
 
 QUEUE = WorkQueue("models", SETTINGS.max_workers, model_pass)
