@@ -65,7 +65,7 @@ def test_the_declared_rbac_is_enough_under_owner_reference_enforcement(control_p
                                  f"{contract.LABEL_REVISION}={v2}").items), what="v2 not standby")
         assert new_pods
         events = cluster.core.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=iris").items
+            namespace, field_selector="involvedObject.name=iris,involvedObject.kind=Model").items
         assert events and {e.reporting_component for e in events} == {contract.REPORTING_COMPONENT}
         assert "forbidden" not in operator.log().lower(), operator.log()[-3000:]
     finally:
