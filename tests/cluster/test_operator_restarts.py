@@ -47,7 +47,7 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
             wait_for(lambda: target in cluster.deployments(namespace, name), what=f"{name} target")
             # the kubelet stand-in may have run before a short-lived operator made the target's
             # pods; report them ready now, as a kubelet eventually would
-            wait_for(lambda: cluster.mark_pods_ready(namespace, name, target) > 0,
+            wait_for(lambda: cluster.mark_pods_ready(namespace, name, target) == 2,
                      what=f"{name} target pods")
             status = cluster.model(namespace, name)["status"]
             # v1 stays (warm, or scaled to zero as the one kept previous version) only if it was
