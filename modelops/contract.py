@@ -141,3 +141,11 @@ METRIC_FEEDBACK_CLASS: Final = "modelops_feedback_class_total"  # model, version
 METRIC_FEEDBACK_ABS_ERROR: Final = "modelops_feedback_abs_error_total"  # model, version
 METRIC_FEEDBACK_SQUARED_ERROR: Final = "modelops_feedback_squared_error_total"  # model, version
 METRIC_FEEDBACK_REQUESTS: Final = "modelops_feedback_requests_total"  # model, version, code
+# --- Added by the plumbing side (append only) ---------------------------------------------------
+LABEL_ROLE: Final = "modelops.io/role"  # on serving pods, set by the operator: absent/serving/standby
+ROLE_SERVING: Final = "serving"
+ROLE_STANDBY: Final = "standby"  # warm but out of service: answer `Connection: close`
+ENV_POD_LABELS_FILE: Final = "MODELOPS_POD_LABELS_FILE"  # the pod's labels (downward API file)
+PODINFO_MOUNT: Final = "/etc/modelops/podinfo"  # downward API volume; its `labels` file
+FIELD_MANAGER: Final = "modelops"  # server-side apply field manager of every child
+REPORTING_COMPONENT: Final = "modelops-operator"  # Events' reportingComponent / source

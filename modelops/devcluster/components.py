@@ -123,6 +123,9 @@ def apiserver_component(
         "--allow-privileged=true",
         # Close open watches on SIGTERM; otherwise shutdown waits up to 60 s for clients to hang up.
         "--shutdown-watch-termination-grace-period=2s",
+        # As OpenShift does: an owner reference with blockOwnerDeletion needs `update` on the
+        # owner's finalizers (tests/cluster/test_operator_rbac.py runs the operator's own role).
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
     ]
     if serve_node:
         argv += [

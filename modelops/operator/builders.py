@@ -82,6 +82,7 @@ def build_deployment(model: str, spec: ModelSpec, *, image: str,
     volumes, mounts, init_containers = _artifact_delivery(spec, image, pull_policy, env)
     container = _server_container(spec, image, pull_policy, env, mounts)
     container["env"].append(feedback_key_env(model))
+    volumes.append(_with_pod_labels(container))
     pod_spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "automountServiceAccountToken": False,
@@ -284,6 +285,17 @@ def _server_container_base(image: str, pull_policy: str, env: dict[str, str],
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,
     }
+
+
+def _with_pod_labels(container: dict) -> dict:
+    """Mount the pod's own labels (downward API) so the server sees its role label, set by the
+    operator when the revision leaves service (serving/handover.py); returns the volume."""
+    container["volumeMounts"].append({"name": "podinfo", "mountPath": c.PODINFO_MOUNT,
+                                      "readOnly": True})
+    container["env"] = _env_list({**{e["name"]: e["value"] for e in container["env"]},
+                                  c.ENV_POD_LABELS_FILE: f"{c.PODINFO_MOUNT}/labels"})
+    return {"name": "podinfo", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
 
 
 def _http_probe(path: str, *, period: int, failures: int) -> dict:

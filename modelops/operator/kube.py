@@ -1,9 +1,12 @@
 """The only module that talks to the Kubernetes API (besides kopf's own watching and Events).
 
-`ensure` creates a child or patches it when the fields we own differ from the live object, so
-a pass with nothing to change makes no write. `patch_status` writes the status subresource with
-the resourceVersion the plan was computed from, so a plan made from a stale view fails with
-`Conflict` instead of overwriting newer status. One place handles 404/409.
+Children are written by server-side apply with one field manager (`modelops`, forced), so the
+API server, not the operator, compares what we want with what is stored: quantities it rewrites
+(`cpu: 2` stored as "2", "0.5" as "500m") are no change, and fields we stop setting are removed.
+`read_meta` reads who controls an object before the first apply (see children.py for the
+ownership rule). `patch_status` writes the status subresource with the resourceVersion the plan
+was computed from, so a plan made from a stale view fails with `Conflict` instead of overwriting
+newer status. Answers are not deserialised into client models (`_preload_content=False`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from kubernetes.client.rest import ApiException
 from modelops import contract
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = contract.FIELD_MANAGER
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +36,7 @@ _clients: dict[str, Any] = {}
 def configure(pool_size: int = 20) -> None:
     """Load in-cluster credentials, or the kubeconfig when running outside a cluster.
 
-    `pool_size` should match the handler threads, so no thread waits for a connection.
+    `pool_size` should match the worker threads, so no thread waits for a connection.
     """
     configuration = kubernetes.client.Configuration()
     try:
@@ -51,60 +56,20 @@ def _api(kind: str) -> tuple[Any, str]:
         return _clients["apps"], "deployment"
     if kind == "Service":
         return _clients["core"], "service"
+    if kind == "Pod":
+        return _clients["core"], "pod"
     raise ValueError(f"unsupported kind {kind}")
 
 
-def differs(desired: Any, live: Any) -> bool:
-    """True when some field of `desired` is missing or different in `live` (lists compare
-    item by item, maps by the desired keys only: the server's defaults do not count)."""
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
-            return True
-        return any(differs(v, live.get(k)) for k, v in desired.items())
-    if isinstance(desired, list):
-        if not isinstance(live, list) or len(desired) != len(live):
-            return True
-        return any(differs(d, l) for d, l in zip(desired, live))
-    return desired != live
-
-
-def owned_part(obj: Mapping[str, Any]) -> dict:
-    """The fields of a child the operator owns: labels, owner references and spec."""
-    meta = obj.get("metadata", {})
-    return {"metadata": {"labels": meta.get("labels", {}),
-                         "ownerReferences": meta.get("ownerReferences", [])},
-            "spec": obj.get("spec", {})}
-
-
-def ensure(obj: dict, namespace: str, live: Mapping[str, Any] | None) -> str | None:
-    """Create `obj`, or patch it when `live` (the cached object, or None) differs.
-
-    Returns "created", "updated" or None when nothing was written. The cache may lag behind
-    the API: a create that finds the object patches it, a patch that finds none creates it.
-    """
-    api, kind = _api(obj["kind"])
-    name = obj["metadata"]["name"]
-    if live is not None and not differs(owned_part(obj), live):
-        return None
-    # _preload_content=False: the answer is not needed, and turning it into client model
-    # objects costs more CPU than the request itself
-    def create() -> str:
-        getattr(api, f"create_namespaced_{kind}")(namespace, obj, _preload_content=False)
-        return "created"
-
-    def patch() -> str:
-        getattr(api, f"patch_namespaced_{kind}")(name, namespace, owned_part(obj),
-                                                 _content_type=MERGE_PATCH,
-                                                 _preload_content=False)
-        return "updated"
-    try:
-        return create() if live is None else patch()
-    except ApiException as error:
-        if error.status == 409 and live is None:
-            return patch()
-        if error.status == 404 and live is not None:
-            return create()
-        raise
+def meta_of(body: Mapping[str, Any]) -> dict:
+    """What the ownership check and the idle-pass check need from an object's metadata."""
+    meta = body.get("metadata") or {}
+    controller = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    return {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            "generation": meta.get("generation"),
+            "deleting": bool(meta.get("deletionTimestamp")),
+            "controller": None if controller is None else
+            {k: controller.get(k) for k in ("kind", "name", "uid")}}
 
 
 def create_secret_once(obj: dict, namespace: str) -> bool:
@@ -120,14 +85,53 @@ def create_secret_once(obj: dict, namespace: str) -> bool:
     return True
 
 
-def delete(kind: str, name: str, namespace: str) -> bool:
+def read_meta(kind: str, name: str, namespace: str) -> dict | None:
+    """`meta_of` the live object, or None when there is none (404)."""
     api, plural = _api(kind)
     try:
-        getattr(api, f"delete_namespaced_{plural}")(name, namespace, propagation_policy="Background",
+        response = getattr(api, f"read_namespaced_{plural}")(name, namespace,
+                                                             _preload_content=False)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return meta_of(json.loads(response.data))
+
+
+def apply(obj: Mapping[str, Any]) -> dict:
+    """Server-side apply `obj` (created if absent); returns `meta_of` the stored object."""
+    api, plural = _api(obj["kind"])
+    meta = obj["metadata"]
+    response = getattr(api, f"patch_namespaced_{plural}")(
+        meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
+        _content_type=APPLY_PATCH, _preload_content=False)
+    return meta_of(json.loads(response.data))
+
+
+def label(kind: str, name: str, namespace: str, labels: Mapping[str, str | None]) -> None:
+    """Merge-patch labels of one object (None removes a label); a vanished object is no error."""
+    api, plural = _api(kind)
+    try:
+        getattr(api, f"patch_namespaced_{plural}")(name, namespace,
+                                                   {"metadata": {"labels": dict(labels)}},
+                                                   _content_type=MERGE_PATCH,
+                                                   _preload_content=False)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def delete(kind: str, name: str, namespace: str, uid: str | None = None) -> bool:
+    """Delete one object (only the one with `uid`, when given); False when it was gone."""
+    api, plural = _api(kind)
+    body = kubernetes.client.V1DeleteOptions(propagation_policy="Background",
+                                             preconditions={"uid": uid} if uid else None)
+    try:
+        getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body,
                                                     _preload_content=False)
         return True
     except ApiException as error:
-        if error.status == 404:
+        if error.status in (404, 409):
             return False
         raise
 
@@ -161,5 +165,5 @@ def error_message(error: ApiException) -> str:
     """The API server's own message from an ApiException (its Status body), else its reason."""
     try:
         return json.loads(error.body).get("message") or error.reason
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return str(error.reason)

@@ -17,6 +17,8 @@ ERROR_RATE = Gauge(contract.METRIC_ANALYSIS_ERROR_RATE,
                    "Error rate of the serving version in the last analysis window",
                    ["namespace", "model", "version"])
 
+PASSES = Counter("modelops_operator_passes", "Reconcile passes run by the work queues", ["kind"])
+
 
 def serve(port: int) -> None:
     if port:

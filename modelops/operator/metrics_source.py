@@ -18,17 +18,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelops import contract
+from modelops.operator import scrape
 from modelops.operator.analysis import PodCounters, Snapshot, WindowStats
 from modelops.operator.quality import QualityCounts, QualityWindow
 
-MAX_METRICS_BYTES = 16 * 1024 * 1024  # far above any real /metrics page; bounds memory
-MAX_PARALLEL_SCRAPES = 8
+MAX_METRICS_BYTES = scrape.MAX_BYTES
+MAX_LISTED_PODS = 3  # a failure lists this many pods and a count (a condition message is bounded)
 
 
 class MetricsUnavailable(Exception):
@@ -45,29 +45,14 @@ def _describe(exc: requests.RequestException, timeout: float) -> str:
     return f"request failed ({text})"
 
 
-def _get_text(session: requests.Session, url: str, timeout: float) -> str:
-    """GET a text page; raise MetricsUnavailable with the reason on any failure."""
-    try:
-        with session.get(url, timeout=timeout, stream=True) as response:
-            if response.status_code != 200:
-                raise MetricsUnavailable(f"HTTP {response.status_code} from {url}")
-            body = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                body.extend(chunk)
-                if len(body) > MAX_METRICS_BYTES:
-                    raise MetricsUnavailable(f"{url} sent more than {MAX_METRICS_BYTES} bytes")
-    except requests.RequestException as exc:
-        raise MetricsUnavailable(f"{_describe(exc, timeout)} ({url})") from exc
-    return body.decode("utf-8", errors="replace")
-
-
 def parse_samples(text: str, url: str = "/metrics") -> list:
-    """All samples of a Prometheus text page; MetricsUnavailable if it does not parse."""
+    """All samples of a Prometheus text page; MetricsUnavailable if it does not parse. The
+    reason never quotes the page: a pod's answer must not reach the Model's status."""
     try:
         families = text_string_to_metric_families(text)
         return [sample for family in families for sample in family.samples]
-    except Exception as exc:  # the parser raises ValueError, IndexError, ... on garbage
-        raise MetricsUnavailable(f"parse error in {url}: {exc}") from exc
+    except Exception:  # the parser raises ValueError, IndexError, ... on garbage
+        raise MetricsUnavailable("not in the Prometheus text format") from None
 
 
 def _matches(sample, name: str, model: str, version: str) -> bool:
@@ -117,33 +102,32 @@ def quality_counters(samples: Iterable, *, model: str, version: str) -> QualityC
 
 
 class ScrapeSource:
-    """Scrapes the serving pods' /metrics pages directly (the default metrics source)."""
+    """Scrapes the serving pods' /metrics pages directly (the default metrics source): every
+    pod of one call at once, the whole call inside `timeout` seconds (scrape.py)."""
 
-    def __init__(self, *, timeout: float = 2.0, session: requests.Session | None = None):
+    def __init__(self, *, timeout: float = 2.0):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.timeout = timeout
-        self.session = session or requests.Session()
 
     def _scrape(self, pod_urls: Mapping[str, str]) -> tuple[dict[str, list], dict[str, str]]:
         """(samples by pod, failure reason by pod); MetricsUnavailable if no pod answered."""
         if not pod_urls:
             raise MetricsUnavailable("no serving pods to scrape")
-
-        def scrape_one(url: str) -> list | str:
+        scraped, failed = {}, {}
+        for pod, got in scrape.fetch_all(pod_urls, self.timeout, MAX_METRICS_BYTES).items():
             try:
-                return parse_samples(_get_text(self.session, url, self.timeout), url)
+                if isinstance(got, str):
+                    raise MetricsUnavailable(got)
+                scraped[pod] = parse_samples(got.decode("utf-8", errors="replace"))
             except MetricsUnavailable as exc:
-                return str(exc)
-
-        workers = min(MAX_PARALLEL_SCRAPES, len(pod_urls))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = dict(zip(pod_urls, pool.map(scrape_one, pod_urls.values()), strict=True))
-        scraped = {pod: got for pod, got in results.items() if isinstance(got, list)}
-        failed = {pod: got for pod, got in results.items() if isinstance(got, str)}
+                failed[pod] = str(exc)
         if not scraped:
-            reasons = "; ".join(f"{pod}: {why}" for pod, why in sorted(failed.items()))
-            raise MetricsUnavailable(f"no serving pod could be scraped: {reasons}")
+            listed = sorted(failed.items())[:MAX_LISTED_PODS]
+            reasons = "; ".join(f"{pod}: {why}" for pod, why in listed)
+            more = len(failed) - len(listed)
+            raise MetricsUnavailable(f"no serving pod could be scraped: {reasons}"
+                                     + (f" (and {more} more)" if more > 0 else ""))
         return scraped, failed
 
     def snapshot(

@@ -11,6 +11,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from modelops import contract
+from modelops.operator.kube import meta_of as kube_meta
 from modelops.operator.revisions import RevisionState
 
 REASON_LINE = re.compile(r"^[A-Z][A-Za-z0-9]+: ")
@@ -32,10 +33,7 @@ def deployment_summary(body: Mapping[str, Any]) -> dict:
         "updated": (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
         and (status.get("updatedReplicas") or 0) >= spec.get("replicas", 1),
         "deadline_exceeded": progressing.get("reason") == "ProgressDeadlineExceeded",
-        "live": {"metadata": {"labels": dict(meta.get("labels") or {}),
-                              "ownerReferences": [dict(o) for o in
-                                                  meta.get("ownerReferences") or []]},
-                 "spec": _plain(spec)},
+        "live": kube_meta(body),  # what the ownership and idle-pass checks need
     }
 
 
@@ -50,7 +48,17 @@ def pod_summary(body: Mapping[str, Any]) -> dict:
         "ready": ready,
         "deleting": bool(meta.get("deletionTimestamp")),
         "failure": "" if ready else pod_failure(status),
+        "role": (meta.get("labels") or {}).get(contract.LABEL_ROLE, ""),
+        "owner": _replica_set(meta),
     }
+
+
+def _replica_set(meta: Mapping[str, Any]) -> str:
+    """The pod's controlling ReplicaSet, "" when a ReplicaSet does not control it."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "ReplicaSet":
+            return ref.get("name") or ""
+    return ""
 
 
 def pod_failure(status: Mapping[str, Any]) -> str:
@@ -88,9 +96,3 @@ def revision_states(deployments: Iterable[Mapping[str, Any]],
     }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -28,6 +28,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from modelops import contract as c
 from modelops.serving.balance import SHED_INTERVAL_SECONDS, ConnectionTable, over_share
+from modelops.serving import handover
 from modelops.serving.gate import ReadGate
 from modelops.serving.failures import StartupFailure, write_termination_message
 from modelops.serving.settings import ServingSettings
@@ -101,9 +102,17 @@ class DrainingThreadWorker(ReadGate, ThreadWorker):
         self._publish_connections()
 
     def handle_request(self, req, conn):
-        if self._holds_too_many_connections():
+        if self._holds_too_many_connections() or self._out_of_service():
             req.force_close()  # answered with `Connection: close`; the client reconnects
         return super().handle_request(req, conn)
+
+    _role = None
+
+    def _out_of_service(self) -> bool:
+        """The pod's Service moved on (handover.py): send clients to reconnect."""
+        if self._role is None:
+            self._role = handover.from_env()
+        return self._role.standby()
 
     def _publish_connections(self) -> ConnectionTable | None:
         table = getattr(self.app, "connections", None)

@@ -331,8 +331,10 @@ def test_pipeline_columns_short_names_and_category(control_plane, crds, namespac
     apply(control_plane, GOOD_MODEL, namespace)
     apply(control_plane, GOOD_PIPELINE, namespace)
     (row,) = columns(control_plane.kubectl("get", "mpl", "-n", namespace).stdout)
-    assert list(row) == ["NAME", "READY", "URL", "REASON", "AGE"]
-    assert row["NAME"] == "house-price-diagnosis" and row["READY"] == row["URL"] == ""
+    assert list(row) == ["NAME", "READY", "REASON", "AGE"]  # the long URL is in -o wide
+    assert row["NAME"] == "house-price-diagnosis" and row["READY"] == ""
+    (wide,) = columns(control_plane.kubectl("get", "mpl", "-n", namespace, "-o", "wide").stdout)
+    assert list(wide) == ["NAME", "READY", "URL", "REASON", "AGE", "MESSAGE"]
     listed = control_plane.kubectl("get", "modelops", "-n", namespace, "-o", "name").stdout.split()
     assert sorted(listed) == [f"model.{contract.API_GROUP}/house-price",
                               f"modelpipeline.{contract.API_GROUP}/house-price-diagnosis"]

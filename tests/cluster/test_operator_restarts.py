@@ -45,6 +45,10 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
             wait_for(lambda: (m := cluster.model(namespace, name)).get("status", {}).get(
                 "observedGeneration") == m["metadata"]["generation"] and m, what=f"{name} observed")
             wait_for(lambda: target in cluster.deployments(namespace, name), what=f"{name} target")
+            # the kubelet stand-in may have run before a short-lived operator made the target's
+            # pods; report them ready now, as a kubelet eventually would
+            wait_for(lambda: cluster.mark_pods_ready(namespace, name, target) == 2,
+                     what=f"{name} target pods")
             status = cluster.model(namespace, name)["status"]
             # v1 stays (warm, or scaled to zero as the one kept previous version) only if it was
             # ever promoted; a version that never passed its bake is deleted once replaced
@@ -56,7 +60,8 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
             history = status["history"]
             revisions = [h["revision"] for h in history]
             assert len(revisions) == len(set(revisions)), f"{name}: duplicated history {history}"
-            assert cluster.service_revision(namespace, name) in expected
+            wait_for(lambda: cluster.service_revision(namespace, name) in expected,
+                     what=f"{name} Service selecting one of {expected}")
             total += len(expected)
         services = cluster.core.list_namespaced_service(
             namespace, label_selector=contract.LABEL_MODEL).items

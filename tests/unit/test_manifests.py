@@ -135,7 +135,7 @@ def test_every_cel_rule_explains_itself_by_field(kind):
     rules = [rule for node in nodes for rule in node.get("x-kubernetes-validations", [])]
     assert rules
     for rule in rules:
-        assert re.match(r"'?spec\.", rule["message"]), rule
+        assert re.match(r"'?(spec|metadata)\.", rule["message"]), rule
 
 
 @pytest.mark.parametrize("kind,columns", [
@@ -146,7 +146,6 @@ def test_every_cel_rule_explains_itself_by_field(kind):
                            ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason'),
                            ("Age", "date", ".metadata.creationTimestamp")]),
     (contract.PIPELINE_KIND, [("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
-                              ("URL", "string", ".status.url"),
                               ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason'),
                               ("Age", "date", ".metadata.creationTimestamp")]),
 ])
@@ -279,16 +278,17 @@ def test_train_check_reports_a_wrong_pin(tmp_path):
 
 # --- the install base (deploy/) --------------------------------------------------------------
 RBAC_GOLDEN = {
-    ("modelops.io", "models"): ["get", "list", "watch", "patch"],
-    ("modelops.io", "modelpipelines"): ["get", "list", "watch", "patch"],
-    ("modelops.io", "models/status"): ["get", "patch", "update"],
-    ("modelops.io", "modelpipelines/status"): ["get", "patch", "update"],
-    ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "update", "delete"],
-    ("", "services"): ["get", "list", "watch", "create", "patch", "update", "delete"],
+    ("modelops.io", "models"): ["list", "watch"],
+    ("modelops.io", "modelpipelines"): ["list", "watch"],
+    ("modelops.io", "models/status"): ["patch"],
+    ("modelops.io", "modelpipelines/status"): ["patch"],
+    ("modelops.io", "models/finalizers"): ["update"],
+    ("modelops.io", "modelpipelines/finalizers"): ["update"],
+    ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "delete"],
+    ("", "services"): ["get", "list", "watch", "create", "patch"],
     ("", "secrets"): ["get", "create"],
-    ("", "pods"): ["get", "list", "watch"],
-    ("", "events"): ["create", "patch"],
-    ("events.k8s.io", "events"): ["create", "patch"],
+    ("", "pods"): ["list", "watch", "patch"],
+    ("", "events"): ["create"],
     ("apiextensions.k8s.io", "customresourcedefinitions"): ["get", "list", "watch"],
     ("", "namespaces"): ["list", "watch"],
 }

@@ -1,7 +1,9 @@
 """kopf indexes: in-memory, watch-fed views of the objects the operator reads on every pass.
 
-Handlers read children from these instead of calling the API, so a pass with nothing to do makes
-no request at all. Keys are (namespace, model or pipeline name).
+Passes read children from these instead of calling the API, so a pass with nothing to do makes
+no request at all. Keys are (namespace, model or pipeline name); children keep only what the
+passes need (a summary, and `kube.meta_of` for the ownership check), not whole objects.
+`read` copes with an index that the event loop updates while a worker thread reads it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,31 @@ from typing import Any
 import kopf
 
 from modelops import contract
+from modelops.operator.kube import meta_of
 from modelops.operator.observe import deployment_summary, pod_summary
 
 MODEL = (contract.API_GROUP, contract.API_VERSION, contract.MODEL_PLURAL)
-INDEXES = ("modelops_models", "modelops_deployments", "modelops_pods", "modelops_services")
+PIPELINE = (contract.API_GROUP, contract.API_VERSION, contract.PIPELINE_PLURAL)
 CHILD_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY, contract.LABEL_MODEL: kopf.PRESENT}
+ROUTER_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
+                 contract.LABEL_PIPELINE: kopf.PRESENT}
 
 
 @kopf.index(*MODEL)
 def modelops_models(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(*PIPELINE)
+def modelops_pipelines(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+    return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(*PIPELINE)
+def modelops_pipelines_by_model(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+    """(namespace, step model) -> pipeline name, so a Model's change re-runs its pipelines."""
+    steps = spec.get("steps") or []
+    return {(namespace, s.get("model")): name for s in steps if isinstance(s, dict)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
@@ -36,13 +53,37 @@ def modelops_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 
 @kopf.index("", "v1", "services", labels=CHILD_LABELS)
 def modelops_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
-    meta = body.get("metadata", {})
-    return {(namespace, labels[contract.LABEL_MODEL]): {
-        "metadata": {"labels": dict(meta.get("labels") or {}),
-                     "ownerReferences": [dict(o) for o in meta.get("ownerReferences") or []]},
-        "spec": copy.deepcopy(dict(body.get("spec", {}))),
-    }}
+    return {(namespace, labels[contract.LABEL_MODEL]): {"name": body["metadata"]["name"],
+                                                        **meta_of(body)}}
+
+
+@kopf.index("apps", "v1", "deployments", labels=ROUTER_LABELS)
+def modelops_routers(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    return {(namespace, labels[contract.LABEL_PIPELINE]): deployment_summary(body)}
+
+
+@kopf.index("", "v1", "services", labels=ROUTER_LABELS)
+def modelops_router_services(namespace: str, labels: kopf.Labels, body: kopf.Body,
+                             **_: Any) -> dict:
+    return {(namespace, labels[contract.LABEL_PIPELINE]): {"name": body["metadata"]["name"],
+                                                           **meta_of(body)}}
+
+
+INDEXES = ("modelops_models", "modelops_pipelines", "modelops_pipelines_by_model",
+           "modelops_deployments", "modelops_pods", "modelops_services", "modelops_routers",
+           "modelops_router_services")
+
+
+def read(index: Any, key: tuple) -> list:
+    """The values under `key`, copied; retried if the event loop changed the index meanwhile."""
+    for _ in range(10):
+        try:
+            return list(index.get(key, ()))
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return list(index.get(key, ()))
 
 
 def first(index: Any, key: tuple) -> Any | None:
-    return next(iter(index.get(key, ())), None)
+    values = read(index, key)
+    return values[0] if values else None

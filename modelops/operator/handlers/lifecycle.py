@@ -1,22 +1,34 @@
 """Operator start-up: settings read once, kopf configured, the operator's own /metrics served.
 
-`SETTINGS` and `MONITOR` are created here, at import, because kopf's timer intervals must be
-known when the handlers are registered.
+`SETTINGS` and `MONITOR` are created here, at import. `INDEXES` holds kopf's index objects once
+the first watch event has delivered them (they are the same live objects for every handler), so
+work-queue passes, which run outside any kopf handler, read the latest state from them.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import socket
+from typing import Any, Mapping
 
 import kopf
 
+from modelops import contract
 from modelops.operator import kube, metrics
+from modelops.operator.handlers.indexes import INDEXES as INDEX_NAMES
 from modelops.operator.monitor import Monitor
 from modelops.operator.settings import OperatorSettings
 
 SETTINGS = OperatorSettings.from_env()
 MONITOR = Monitor(SETTINGS)
+INDEXES: dict[str, Any] = {}
+
+
+def remember_indexes(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Keep kopf's index objects from a handler's kwargs (first call wins; they never change)."""
+    if not INDEXES:
+        INDEXES.update({name: kwargs[name] for name in INDEX_NAMES})
+    return INDEXES
 
 
 @kopf.on.startup()
@@ -26,13 +38,18 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modelops.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="modelops.io", key="last-handled-configuration")
-    # Synchronous handlers call the API; enough threads that one slow Model does not stall others.
-    settings.execution.max_workers = SETTINGS.max_workers
+    # Events say who posted them: `kubectl describe` shows "From modelops-operator", not kopf.
+    settings.posting.reporting_component = contract.REPORTING_COMPONENT
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.execution.max_workers = 4  # handlers only enqueue; passes run on the work queues
     # Reconnect watches regularly so a silently dropped connection cannot freeze the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.posting.level = logging.INFO
-    kube.configure(pool_size=SETTINGS.max_workers)
+    # Only warnings of kopf's own become Events; "Handler ... succeeded" on every watch event
+    # would be an Event (and a log line) per event. Decisions are posted with kopf.event.
+    settings.posting.level = logging.WARNING
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kube.configure(pool_size=SETTINGS.max_workers + 4)
     metrics.serve(SETTINGS.metrics_port)
     logger.info(f"Serving image {SETTINGS.serving_image}; metrics source "
                 f"{SETTINGS.prometheus_url or 'pod scraping'}")

@@ -1,134 +1,177 @@
-"""Model handlers: one idempotent `reconcile_model` pass, triggered by every watch event of the
-Model or of its Deployments (and failing pods), and every tick by the `Ticker`, whose passes
-also run the rollback analysis.
+"""Model handlers: watch events of a Model, its Deployments, Services and pods mark the Model
+dirty in `QUEUE`; a worker runs one idempotent `reconcile_model` pass on the latest Model from
+the index, and the pass asks to run again one tick later (when the analysis may be due).
 
-A pass: parse the spec, read children from the indexes, maybe analyse, plan (pure), write the
-status (conditional on the resourceVersion it was planned from), post Events, then create or
-patch the children that differ. Passes for one Model never overlap (a lock per uid), and a pass
-planned from a Model older than the operator's own last status write is dropped.
+A pass: parse the spec, read children from the indexes, analyse when due (the scrape runs in
+the worker, outside any lock), plan (pure), write the status (conditional on the resourceVersion
+it was planned from), post Events, then apply the children (children.py: ownership check,
+server-side apply, nothing sent when nothing changed). A child the API server refuses, or whose
+name another object holds, becomes a condition (`ChildRejected`, `ChildNameConflict`).
 """
 
 from __future__ import annotations
 
-import copy
+import contextvars
 import logging
-import threading
+import secrets
 import time
-from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 import kopf
 from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube, metrics
-import secrets
-
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
+from modelops.operator.children import APPLIER, ChildConflict, ChildRejected, role_changes
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
-from modelops.operator.handlers.indexes import INDEXES, MODEL, first
-from modelops.operator.handlers.lifecycle import MONITOR, SETTINGS
+from modelops.operator.handlers.indexes import MODEL, first, read
+from modelops.operator.handlers.lifecycle import INDEXES, MONITOR, SETTINGS, remember_indexes
 from modelops.operator.observe import pod_failure, revision_states
 from modelops.operator.rollout import Plan, PlanInput, iso, plan_model
 from modelops.operator.spec import SpecError, parse_model
-from modelops.operator.ticker import Ticker
+from modelops.operator.statuswrite import CHILD_ERRORS, STATUS, with_child_error
+from modelops.operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
-_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-_written: dict[str, int] = {}  # uid -> resourceVersion of the operator's last status write
+CHILD_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY, contract.LABEL_MODEL: kopf.PRESENT}
 
 
-def _tick_model(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
-    reconcile_model(body, indexes, log, analyse=True)
+def model_pass(key: Hashable) -> float | None:
+    body = first(INDEXES["modelops_models"], key)
+    if body is None:
+        return None
+    if STATUS.stale(body):
+        return SETTINGS.tick_seconds  # the watch has not delivered our last write yet
+    reconcile_model(body, INDEXES, log)
+    return next_pass_in(body, SETTINGS.tick_seconds)
 
 
-TICKER = Ticker("models", SETTINGS.tick_seconds, SETTINGS.max_workers, _tick_model)
+RESYNC_SECONDS = 30.0
+
+
+def next_pass_in(body: Mapping[str, Any], tick: float) -> float:
+    """A serving Model is analysed every tick; any other waits for watch events (every change
+    of its children is one), with a resync now and then for the planner's own deadlines."""
+    status, spec = body.get("status") or {}, body.get("spec") or {}
+    analysed = status.get("servingRevision") and status.get("servingSince")
+    return tick if analysed and not spec.get("suspend") else max(tick, RESYNC_SECONDS)
+
+
+QUEUE = WorkQueue("models", SETTINGS.max_workers, model_pass)
 
 
 @kopf.on.cleanup()
-def stop_models_ticker(**_: Any) -> None:
-    TICKER.stop()
+def stop_models_queue(**_: Any) -> None:
+    QUEUE.stop()
+
+
+def _enqueue(key: tuple[str, str], kwargs: Mapping[str, Any]) -> None:
+    remember_indexes(kwargs)
+    QUEUE.start(contextvars.copy_context())
+    QUEUE.add(key)
 
 
 @kopf.on.event(*MODEL)
-def on_model_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
-    uid = body["metadata"]["uid"]
+async def on_model_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
     if type == "DELETED":
-        TICKER.forget(uid)
-        _locks.pop(uid, None), _written.pop(uid, None)
-        MONITOR.forget(uid)
-        metrics.forget_model(body["metadata"]["namespace"], body["metadata"]["name"])
-        return
-    indexes = {name: kwargs[name] for name in INDEXES}
-    TICKER.track(uid, copy.deepcopy(dict(body)), indexes)
-    reconcile_model(body, indexes, logger, analyse=False)
+        QUEUE.forget(key)
+        MONITOR.forget(meta["uid"])
+        STATUS.forget(meta["uid"])
+        APPLIER.forget(key[0], {key[1]}, prefix=deployment_name(key[1], ""))
+        metrics.forget_model(*key)
+    else:
+        _enqueue(key, kwargs)
+    from modelops.operator.handlers import pipeline  # a step's status feeds its pipelines
+    for name in read(kwargs["modelops_pipelines_by_model"], key):
+        pipeline.enqueue((key[0], name), kwargs)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
-                                                    contract.LABEL_MODEL: kopf.PRESENT})
-@kopf.on.event("", "v1", "pods", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
-                                         contract.LABEL_MODEL: kopf.PRESENT},
-               when=lambda status, **_: bool(pod_failure(status)))  # readiness comes via Deployments
-def on_child_event(namespace: str, labels: kopf.Labels, logger: logging.Logger,
-                   **kwargs: Any) -> None:
+def _pod_matters(status: Mapping[str, Any], type: str | None = None, **_: Any) -> bool:
+    # readiness comes via Deployments; a new pod (None: seen in the initial listing) may need
+    # its role label
+    return bool(pod_failure(status)) or type in (None, "ADDED")
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, when=_pod_matters)
+async def on_child_event(type: str, namespace: str, name: str, labels: kopf.Labels,
+                         **kwargs: Any) -> None:
     """A child changed (became ready, failed, was deleted or edited): re-plan its Model."""
-    model = first(kwargs["modelops_models"], (namespace, labels[contract.LABEL_MODEL]))
-    if model is not None:
-        reconcile_model(model, {name: kwargs[name] for name in INDEXES}, logger, analyse=False)
+    if type == "DELETED":
+        APPLIER.forget(namespace, {name})  # so the pass applies it again
+    _enqueue((namespace, labels[contract.LABEL_MODEL]), kwargs)
 
 
 def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
-                    logger: logging.Logger, *, analyse: bool) -> None:
+                    logger: logging.Logger) -> None:
     meta = body["metadata"]
     if meta.get("deletionTimestamp"):
         return
-    with _locks[meta["uid"]]:
-        if int(meta["resourceVersion"]) < _written.get(meta["uid"], 0):
-            return  # planned from a view older than our own last write; a fresher event follows
-        try:
-            spec = parse_model(body.get("spec") or {})
-        except SpecError as error:
-            _write_invalid(body, str(error))
+    try:
+        spec = parse_model(body.get("spec") or {})
+    except SpecError as error:
+        _write_invalid(body, str(error))
+        return
+    key = (meta["namespace"], meta["name"])
+    pods = read(indexes["modelops_pods"], key)
+    deployments = read(indexes["modelops_deployments"], key)
+    status, now = dict(body.get("status") or {}), time.time()
+    decision, analysis = None, None
+    if not spec.suspend:  # scrapes and decides only when due
+        decision, analysis = MONITOR.evaluate(uid=meta["uid"], namespace=key[0], name=key[1],
+                                              spec=spec, status=status, pods=pods, now=now)
+    plan = plan_model(PlanInput(name=key[1], spec=spec, generation=meta["generation"],
+                                status=status, observed=revision_states(deployments, pods),
+                                now=now, annotations=dict(meta.get("annotations") or {}),
+                                decision=decision))
+    if analysis is not None:
+        plan.status["analysis"] = analysis
+    plan.status["url"] = (f"http://{service_host(key[1], key[0], SETTINGS.cluster_domain)}"
+                          f"/v2/models/{key[1]}/infer")
+    with_child_error(plan.status, CHILD_ERRORS.get(meta["uid"]), status.get("conditions") or [],
+                     now=iso(now),
+                     generation=meta["generation"])
+    if not _write_status(body, status, plan.status):
+        return
+    _post(body, plan, decision)
+    if not spec.suspend:
+        _children(body, plan, deployments, pods, indexes, logger)
+
+
+def _children(body, plan: Plan, deployments, pods, indexes, logger) -> None:
+    """Apply the plan's children; a refusal or a name conflict becomes the Model's condition."""
+    meta = body["metadata"]
+    try:
+        _apply_children(body, plan, deployments, pods, indexes, logger)
+        error = None
+    except (ChildConflict, ChildRejected) as refused:
+        if getattr(refused, "transient", False):
+            logger.info(str(refused))
             return
-        key = (meta["namespace"], meta["name"])
-        pods = list(indexes["modelops_pods"].get(key, ()))
-        deployments = list(indexes["modelops_deployments"].get(key, ()))
-        status, now = dict(body.get("status") or {}), time.time()
-        decision, analysis = None, None
-        if analyse and not spec.suspend:
-            decision, analysis = MONITOR.evaluate(uid=meta["uid"], namespace=key[0], name=key[1],
-                                                  spec=spec, status=status, pods=pods, now=now)
-        plan = plan_model(PlanInput(name=key[1], spec=spec, generation=meta["generation"],
-                                    status=status, observed=revision_states(deployments, pods),
-                                    now=now, annotations=dict(meta.get("annotations") or {}),
-                                    decision=decision))
-        if analysis is not None:
-            plan.status["analysis"] = analysis
-        plan.status["url"] = (f"http://{service_host(key[1], key[0], SETTINGS.cluster_domain)}"
-                              f"/v2/models/{key[1]}/infer")
-        if not _write_status(body, status, plan.status):
-            return
-        _post(body, plan, decision)
-        if not spec.suspend:
-            try:
-                _apply_children(body, plan, deployments, indexes, logger)
-            except ApiException as error:  # retried on the next event or tick
-                logger.warning(f"Children not reconciled yet: {error.status} {error.reason}: "
-                               f"{kube.error_message(error)}")
+        reason = "ChildNameConflict" if isinstance(refused, ChildConflict) else "ChildRejected"
+        error = (reason, str(refused))
+    except ApiException as failure:  # the queue retries; nothing for the user to do
+        logger.warning(f"Children not reconciled yet: {failure.status} {failure.reason}: "
+                       f"{kube.error_message(failure)}")
+        raise
+    if CHILD_ERRORS.get(meta["uid"]) != error:
+        if error:
+            logger.warning(f"{error[0]}: {error[1]}")
+            CHILD_ERRORS[meta["uid"]] = error
+        else:
+            CHILD_ERRORS.pop(meta["uid"], None)
+        QUEUE.add((meta["namespace"], meta["name"]))  # show (or clear) it in status
 
 
 def _write_status(body: Mapping[str, Any], old: dict, new: dict) -> bool:
     meta = body["metadata"]
-    patch = kube.status_patch(old, new)
-    if not patch:
-        return True
-    try:
-        rv = kube.patch_status(contract.MODEL_PLURAL, meta["namespace"], meta["name"],
-                               meta["resourceVersion"], patch)
-    except kube.Conflict:
+    if not STATUS.write(contract.MODEL_PLURAL, body, old, new):
         return False
-    _written[meta["uid"]] = int(rv)
     metrics.record_status(meta["namespace"], meta["name"], new.get("conditions") or [])
     return True
 
@@ -149,23 +192,47 @@ def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
 
 
 def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict],
-                    indexes: Mapping[str, Any], logger: logging.Logger) -> None:
+                    pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger) -> None:
+    """The Service first (a rollback is only a selector change: it should not wait for the
+    Deployments' writes), with the pods' role labels around it; then the Deployments."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     _ensure_feedback_key(body)
+    service = build_service(name, revision=plan.service_revision, version=plan.service_version)
+    _own(service, body)
+    live_service = next((s for s in read(indexes["modelops_services"], (namespace, name))
+                         if s["name"] == name), None)
+    before, after = role_changes(pods, plan.service_revision, lambda pod: pod["owner"].startswith(
+        deployment_name(name, pod["revision"]) + "-"))
+    refused: list[Exception] = []  # one refused child does not stop the others
+    _label_pods(namespace, before)
+    _apply(body, logger, service, live_service, refused)
+    _label_pods(namespace, after)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
         child = build_deployment(name, spec, image=SETTINGS.serving_image,
                                  pull_policy=SETTINGS.image_pull_policy, replicas=replicas)
         _own(child, body)
-        _report(body, logger, "Deployment", child, kube.ensure(child, namespace, live.get(revision)))
+        _apply(body, logger, child, live.get(revision), refused)
+    if refused:
+        raise refused[0]
     for revision in plan.delete:
-        if kube.delete("Deployment", deployment_name(name, revision), namespace):
+        found = live.get(revision) or {}
+        if (found.get("controller") or {}).get("uid") == meta["uid"] and kube.delete(
+                "Deployment", deployment_name(name, revision), namespace, uid=found.get("uid")):
             logger.info(f"Deleted Deployment {deployment_name(name, revision)}")
-    service = build_service(name, revision=plan.service_revision, version=plan.service_version)
-    _own(service, body)
-    live_service = first(indexes["modelops_services"], (namespace, name))
-    _report(body, logger, "Service", service, kube.ensure(service, namespace, live_service))
+
+
+def _apply(body, logger, child: dict, live, refused: list[Exception]) -> None:
+    try:
+        _report(body, logger, child, APPLIER.apply(child, body, live))
+    except (ChildConflict, ChildRejected) as error:
+        refused.append(error)
+
+
+def _label_pods(namespace: str, changes: list[tuple[str, str]]) -> None:
+    for pod, role in changes:
+        kube.label("Pod", pod, namespace, {contract.LABEL_ROLE: role})
 
 
 _keys_created: set[str] = set()  # Model uids whose feedback Secret exists
@@ -188,10 +255,10 @@ def _own(child: dict, owner: Mapping[str, Any]) -> None:
     child["metadata"]["namespace"] = owner["metadata"]["namespace"]
 
 
-def _report(body, logger, kind: str, child: dict, result: str | None) -> None:
+def _report(body, logger, child: dict, result: str | None) -> None:
     if result is None:
         return
-    name = child["metadata"]["name"]
+    kind, name = child["kind"], child["metadata"]["name"]
     logger.info(f"{result.capitalize()} {kind} {name}")
     kopf.event(body, type="Normal", reason=f"{kind}{result.capitalize()}",
                message=f"{result.capitalize()} {kind} {name}")

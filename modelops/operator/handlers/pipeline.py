@@ -1,21 +1,22 @@
 """ModelPipeline handlers: run the router (the serving image in pipeline mode) and its Service,
 and report the pipeline Ready only when the router and every step's Model are Ready.
-Passes run on every watch event of the pipeline and every tick (step Models change status
-without touching the pipeline).
+Watch events of the pipeline, its router Deployment and Service, and of every step's Model
+(through the `modelops_pipelines_by_model` index) mark it dirty in `QUEUE`; a worker runs the
+pass on the latest pipeline from the index, and again one tick later.
 
 Step Models are read from the Model index, so a step whose Model is deleted is reported
 (`StepModelMissing`) instead of failing the pass, and a step Model that is Stalled (rolled back,
-artifact refused) stalls the pipeline too (`StepStalled`), so GitOps tools stop waiting.
+artifact refused) stalls the pipeline too (`StepStalled`), so GitOps tools stop waiting. The
+router's children follow the same rule as a Model's (children.py): `ChildNameConflict` and
+`ChildRejected` become the pipeline's conditions.
 """
 
 from __future__ import annotations
 
-import copy
+import contextvars
 import logging
-import threading
 import time
-from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 import kopf
 from kubernetes.client.rest import ApiException
@@ -26,60 +27,59 @@ from modelops.operator.builders import (build_router_deployment, build_router_se
                                         router_name, service_host)
 from modelops.operator.conditions import (FALSE, READY, RECONCILING, STALLED, TRUE, apply_all,
                                           get_condition, pipeline_ready)
-from modelops.operator.handlers.indexes import first
-from modelops.operator.handlers.lifecycle import SETTINGS
-from modelops.operator.observe import deployment_summary
+from modelops.operator.children import APPLIER, ChildConflict, ChildRejected
+from modelops.operator.handlers.indexes import PIPELINE, ROUTER_LABELS, first
+from modelops.operator.handlers.lifecycle import INDEXES, SETTINGS, remember_indexes
 from modelops.operator.rollout import iso
 from modelops.operator.spec import PipelineSpec, SpecError, parse_pipeline
-from modelops.operator.ticker import Ticker
+from modelops.operator.statuswrite import CHILD_ERRORS, STATUS, with_child_error
+from modelops.operator.workqueue import WorkQueue
 
-PIPELINE = (contract.API_GROUP, contract.API_VERSION, contract.PIPELINE_PLURAL)
-ROUTER_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
-                 contract.LABEL_PIPELINE: kopf.PRESENT}
 log = logging.getLogger(__name__)
-_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
-@kopf.index("apps", "v1", "deployments", labels=ROUTER_LABELS)
-def modelops_routers(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels[contract.LABEL_PIPELINE]): deployment_summary(body)}
+def pipeline_pass(key: Hashable) -> float | None:
+    body = first(INDEXES["modelops_pipelines"], key)
+    if body is None:
+        return None
+    if not STATUS.stale(body):
+        reconcile_pipeline(body, INDEXES, log)
+    return SETTINGS.tick_seconds
 
 
-@kopf.index("", "v1", "services", labels=ROUTER_LABELS)
-def modelops_router_services(namespace: str, labels: kopf.Labels, body: kopf.Body,
-                             **_: Any) -> dict:
-    meta = body.get("metadata", {})
-    return {(namespace, labels[contract.LABEL_PIPELINE]): {
-        "metadata": {"labels": dict(meta.get("labels") or {}),
-                     "ownerReferences": [dict(o) for o in meta.get("ownerReferences") or []]},
-        "spec": copy.deepcopy(dict(body.get("spec", {})))}}
-
-
-INDEXES = ("modelops_models", "modelops_routers", "modelops_router_services")
-
-
-def _tick_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
-    reconcile_pipeline(body, indexes, log)
-
-
-TICKER = Ticker("pipelines", SETTINGS.tick_seconds, 4, _tick_pipeline)
+QUEUE = WorkQueue("pipelines", 4, pipeline_pass)
 
 
 @kopf.on.cleanup()
-def stop_pipelines_ticker(**_: Any) -> None:
-    TICKER.stop()
+def stop_pipelines_queue(**_: Any) -> None:
+    QUEUE.stop()
+
+
+def enqueue(key: tuple[str, str], kwargs: Mapping[str, Any]) -> None:
+    remember_indexes(kwargs)
+    QUEUE.start(contextvars.copy_context())
+    QUEUE.add(key)
 
 
 @kopf.on.event(*PIPELINE)
-def on_pipeline_event(type: str, body: kopf.Body, logger: logging.Logger, **kwargs: Any) -> None:
-    uid = body["metadata"]["uid"]
+async def on_pipeline_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
     if type == "DELETED":
-        TICKER.forget(uid)
-        _locks.pop(uid, None)
+        QUEUE.forget(key)
+        STATUS.forget(meta["uid"])
+        APPLIER.forget(key[0], {router_name(key[1])})
         return
-    indexes = {name: kwargs[name] for name in INDEXES}
-    TICKER.track(uid, copy.deepcopy(dict(body)), indexes)
-    reconcile_pipeline(body, indexes, logger)
+    enqueue(key, kwargs)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=ROUTER_LABELS)
+@kopf.on.event("", "v1", "services", labels=ROUTER_LABELS)
+async def on_router_event(type: str, namespace: str, name: str, labels: kopf.Labels,
+                          **kwargs: Any) -> None:
+    if type == "DELETED":
+        APPLIER.forget(namespace, {name})  # so the pass applies it again
+    enqueue((namespace, labels[contract.LABEL_PIPELINE]), kwargs)
 
 
 def reconcile_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any],
@@ -87,29 +87,51 @@ def reconcile_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any],
     meta = body["metadata"]
     if meta.get("deletionTimestamp"):
         return
-    with _locks[meta["uid"]]:
-        key = (meta["namespace"], meta["name"])
-        status = dict(body.get("status") or {})
-        try:
-            spec = parse_pipeline(body.get("spec") or {})
-        except SpecError as error:
-            _write(body, status, _invalid(status, str(error), meta["generation"]))
+    key = (meta["namespace"], meta["name"])
+    status = dict(body.get("status") or {})
+    try:
+        spec = parse_pipeline(body.get("spec") or {})
+    except SpecError as error:
+        _write(body, status, _invalid(status, str(error), meta["generation"]))
+        return
+    router = first(indexes["modelops_routers"], key)
+    new = _pipeline_status(key, spec, status, router, indexes["modelops_models"],
+                           meta["generation"])
+    with_child_error(new, CHILD_ERRORS.get(meta["uid"]), status.get("conditions") or [],
+                     now=iso(time.time()), generation=meta["generation"])
+    if not _write(body, status, new) or spec.suspend:
+        return
+    _router_children(body, spec, router, indexes, logger)
+    before, after = get_condition(status.get("conditions") or [], READY), \
+        get_condition(new["conditions"], READY)
+    if (before or {}).get("status") != after["status"]:
+        kopf.event(body, type="Normal" if after["status"] == TRUE else "Warning",
+                   reason=after["reason"], message=after["message"])
+
+
+def _router_children(body, spec: PipelineSpec, router, indexes, logger) -> None:
+    """Apply the router's children; a refusal or a name conflict becomes a condition."""
+    meta = body["metadata"]
+    error = None
+    try:
+        _apply_router(body, spec, router, indexes, logger)
+    except (ChildConflict, ChildRejected) as refused:
+        if getattr(refused, "transient", False):
+            logger.info(str(refused))
             return
-        router = first(indexes["modelops_routers"], key)
-        new = _pipeline_status(key, spec, status, router, indexes["modelops_models"],
-                               meta["generation"])
-        if not _write(body, status, new) or spec.suspend:
-            return
-        try:
-            _apply_router(body, spec, router, indexes, logger)
-        except ApiException as error:  # retried on the next event or tick
-            logger.warning(f"Router not reconciled yet: {error.status} {error.reason}: "
-                           f"{kube.error_message(error)}")
-        before, after = get_condition(status.get("conditions") or [], READY), \
-            get_condition(new["conditions"], READY)
-        if (before or {}).get("status") != after["status"]:
-            kopf.event(body, type="Normal" if after["status"] == TRUE else "Warning",
-                       reason=after["reason"], message=after["message"])
+        reason = "ChildNameConflict" if isinstance(refused, ChildConflict) else "ChildRejected"
+        error = (reason, str(refused))
+    except ApiException as failure:  # the queue retries; nothing for the user to do
+        logger.warning(f"Router not reconciled yet: {failure.status} {failure.reason}: "
+                       f"{kube.error_message(failure)}")
+        raise
+    if CHILD_ERRORS.get(meta["uid"]) != error:
+        if error:
+            logger.warning(f"{error[0]}: {error[1]}")
+            CHILD_ERRORS[meta["uid"]] = error
+        else:
+            CHILD_ERRORS.pop(meta["uid"], None)
+        QUEUE.add((meta["namespace"], meta["name"]))
 
 
 def _pipeline_status(key: tuple[str, str], spec: PipelineSpec, status: Mapping[str, Any],
@@ -157,7 +179,7 @@ def _apply_router(body, spec: PipelineSpec, router, indexes, logger) -> None:
     for child, live in ((deployment, router and router["live"]), (service, live_service)):
         kopf.append_owner_reference(child, owner=body)
         child["metadata"]["namespace"] = namespace
-        result = kube.ensure(child, namespace, live)
+        result = APPLIER.apply(child, body, live)
         if result:
             message = f"{result.capitalize()} {child['kind']} {child['metadata']['name']}"
             logger.info(message)
@@ -174,13 +196,4 @@ def _invalid(status: Mapping[str, Any], message: str, generation: int) -> dict:
 
 
 def _write(body: Mapping[str, Any], old: dict, new: dict) -> bool:
-    meta = body["metadata"]
-    patch = kube.status_patch(old, new)
-    if not patch:
-        return True
-    try:
-        kube.patch_status(contract.PIPELINE_PLURAL, meta["namespace"], meta["name"],
-                          meta["resourceVersion"], patch)
-    except kube.Conflict:
-        return False
-    return True
+    return STATUS.write(contract.PIPELINE_PLURAL, body, old, new)

@@ -101,8 +101,19 @@ class TestBuildDeployment:
     def test_file_artifact_needs_no_volume(self):
         _, d = _deployment(artifact={"uri": "file:///models/iris.joblib", "sha256": SHA_A})
         pod = d["spec"]["template"]["spec"]
-        assert [v["name"] for v in pod["volumes"]] == ["scratch"]
+        assert [v["name"] for v in pod["volumes"]] == ["scratch", "podinfo"]
         assert c.ENV_ARTIFACT_DIR not in _env(pod["containers"][0])
+
+    def test_the_server_sees_its_own_labels_for_its_role(self):
+        _, d = _deployment()
+        pod = d["spec"]["template"]["spec"]
+        (podinfo,) = [v for v in pod["volumes"] if v["name"] == "podinfo"]
+        assert podinfo["downwardAPI"]["items"] == [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+        server = pod["containers"][0]
+        assert {"name": "podinfo", "mountPath": c.PODINFO_MOUNT, "readOnly": True} in \
+            server["volumeMounts"]
+        assert _env(server)[c.ENV_POD_LABELS_FILE] == f"{c.PODINFO_MOUNT}/labels"
 
     def test_replicas_override_and_resources(self):
         spec = parse_model(model_spec(resources={"requests": {"cpu": "100m"}}))

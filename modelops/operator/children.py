@@ -1,0 +1,158 @@
+"""Writing children safely: the ownership rule, no request on an idle pass, errors as reasons.
+
+`Applier.apply` server-side applies a child only after checking that the live object (from the
+watch index, or read once when the index has none) is controlled by this owner's uid; an object
+with the same name that something else controls, or that nobody controls, is never touched:
+`ChildConflict` names it (controller-runtime's `AlreadyOwnedError` rule). It remembers, per
+child, a digest of what it applied and the resourceVersions before and after, so a pass whose
+desired object and live resourceVersion are unchanged sends nothing at all (the API server's
+canonical forms of quantities never enter the comparison). `rejection` turns an API error into
+`ChildRejected` with the API server's message when retrying cannot help (admission, quota, 422).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from kubernetes.client.rest import ApiException
+
+from modelops import contract
+from modelops.operator import kube
+
+TRUST_SECONDS = 30.0
+"""How long our own write stands in for an index that has not seen the child yet."""
+_RETRYABLE = {409, 429}
+
+
+class ChildConflict(Exception):
+    """A child's name is taken by an object this owner does not control (reason
+    ChildNameConflict). `transient` when it is our own previous incarnation's, being removed."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class ChildRejected(Exception):
+    """The API server refused a child for a reason a retry cannot fix (reason ChildRejected)."""
+
+
+@dataclass
+class _Record:
+    digest: str
+    versions: frozenset
+    at: float
+
+
+def digest(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def check_owner(kind: str, name: str, live: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
+    """Raise ChildConflict unless `live` (kube.meta_of) is controlled by `owner` (a body)."""
+    meta = owner["metadata"]
+    controller = live.get("controller")
+    if controller and controller.get("uid") == meta["uid"]:
+        return
+    if controller and controller.get("kind") == owner.get("kind") \
+            and controller.get("name") == meta["name"] or live.get("deleting"):
+        raise ChildConflict(f"{kind} {name} still belongs to an earlier {owner.get('kind')} "
+                            f"{meta['name']}; waiting for it to be deleted", transient=True)
+    holder = (f"{controller.get('kind')} {controller.get('name')}" if controller
+              else "no controller")
+    raise ChildConflict(f"{kind} {name} already exists and is controlled by {holder}, not by "
+                        f"this {owner.get('kind')}; it was left untouched: rename or delete it")
+
+
+def rejection(kind: str, name: str, error: ApiException) -> ChildRejected | None:
+    """ChildRejected for a refusal that needs a user (4xx but conflict/throttling), else None."""
+    if error.status is None or not 400 <= error.status < 500 or error.status in _RETRYABLE:
+        return None
+    return ChildRejected(f"the API server refused {kind} {name}: {kube.error_message(error)}")
+
+
+def changed(live: Mapping[str, Any], stored: Mapping[str, Any], record: _Record | None,
+            wanted: str) -> bool:
+    """Whether our apply changed the object: its generation moved (Deployments), or, for kinds
+    without one, what we apply is new and the resourceVersion moved. (The live copy may be
+    older than the object we applied to, so a moved resourceVersion alone proves nothing.)"""
+    if live.get("generation") and stored.get("generation"):
+        return live["generation"] != stored["generation"]
+    return (record is None or record.digest != wanted) and \
+        live.get("resourceVersion") != stored.get("resourceVersion")
+
+
+class Applier:
+    """Applies children of every owner; thread-safe (the queue runs one pass per owner)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._records: dict[tuple[str, str, str], _Record] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def apply(self, obj: dict, owner: Mapping[str, Any], live: Mapping[str, Any] | None
+              ) -> str | None:
+        """'created', 'updated' or None (nothing changed, or nothing sent)."""
+        meta = obj["metadata"]
+        key = (obj["kind"], meta["namespace"], meta["name"])
+        wanted = digest(obj)
+        with self._lock:
+            record = self._records.get(key)
+        if record is not None and record.digest == wanted:
+            if live is not None and live.get("resourceVersion") in record.versions:
+                check_owner(key[0], key[2], live, owner)
+                return None
+            if live is None and self._clock() - record.at < TRUST_SECONDS:
+                return None  # our own write, not in the index yet
+        if live is None:
+            live = kube.read_meta(key[0], key[2], key[1])
+        if live is not None:
+            check_owner(key[0], key[2], live, owner)
+        try:
+            stored = kube.apply(obj)
+        except ApiException as error:
+            refused = rejection(key[0], key[2], error)
+            if refused is not None:
+                raise refused from None
+            raise
+        before = None if live is None else live.get("resourceVersion")
+        with self._lock:
+            self._records[key] = _Record(wanted, frozenset({before, stored["resourceVersion"]}),
+                                         self._clock())
+        if live is None:
+            return "created"
+        return "updated" if changed(live, stored, record, wanted) else None
+
+    def forget(self, namespace: str, names: set[str], prefix: str | None = None) -> None:
+        """Drop records of one namespace's children named in `names` or starting with `prefix`."""
+        with self._lock:
+            for key in [k for k in self._records if k[1] == namespace and (
+                    k[2] in names or (prefix is not None and k[2].startswith(prefix)))]:
+                del self._records[key]
+
+
+APPLIER = Applier()
+
+
+def role_changes(pods: list[Mapping[str, Any]], serving_revision: str, owns: Callable[[Mapping], bool]
+                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(before the Service switch, after it): (pod name, role) label writes so pods out of
+    service are `standby` (they close keep-alive connections) and pods back in service are
+    `serving`. A pod without the label serves normally, so the usual path writes nothing."""
+    before, after = [], []
+    for pod in pods:
+        if pod.get("deleting") or not owns(pod):
+            continue
+        role = pod.get("role", "")
+        if pod["revision"] == serving_revision:
+            if role == contract.ROLE_STANDBY:
+                before.append((pod["name"], contract.ROLE_SERVING))
+        elif role != contract.ROLE_STANDBY:
+            after.append((pod["name"], contract.ROLE_STANDBY))
+    return before, after

@@ -1,0 +1,75 @@
+"""Status writes shared by the Model and pipeline passes, and the child-error overlay.
+
+`StatusWriter.write` sends the top-level diff conditional on the resourceVersion the pass
+planned from (a stale plan gets `Conflict` and is dropped), and remembers which resourceVersion
+its write replaced: the watch index can lag behind our own write, and a pass that starts from
+exactly that replaced version (`stale`) would re-plan from a status we already overwrote, so it
+waits for the watch instead. This is an equality test on opaque strings, never an ordering.
+`with_child_error` puts a child's refusal (`ChildRejected`, `ChildNameConflict`) in the
+conditions the plan computed, so the status says why no progress happens (pure).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping
+
+from modelops.operator import kube
+from modelops.operator.conditions import (FALSE, READY, RECONCILING, STALLED, TRUE, apply_all,
+                                          get_condition)
+
+CHILD_ERRORS: dict[str, tuple[str, str]] = {}
+"""uid -> (reason, message) of the last child refusal, until an apply succeeds."""
+
+
+class StatusWriter:
+    def __init__(self) -> None:
+        self._replaced: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def stale(self, body: Mapping[str, Any]) -> bool:
+        meta = body["metadata"]
+        with self._lock:
+            return self._replaced.get(meta["uid"]) == meta.get("resourceVersion")
+
+    def write(self, plural: str, body: Mapping[str, Any], old: Mapping, new: Mapping) -> bool:
+        """Write the diff of `old` to `new`; False when the object moved on (drop the pass)."""
+        meta = body["metadata"]
+        patch = kube.status_patch(old, new)
+        if not patch:
+            return True
+        try:
+            kube.patch_status(plural, meta["namespace"], meta["name"], meta["resourceVersion"],
+                              patch)
+        except kube.Conflict:
+            return False
+        with self._lock:
+            self._replaced[meta["uid"]] = meta["resourceVersion"]
+        return True
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._replaced.pop(uid, None)
+        CHILD_ERRORS.pop(uid, None)
+
+
+STATUS = StatusWriter()
+
+
+def with_child_error(status: dict, error: tuple[str, str] | None, previous: list, *,
+                     now: str, generation: int) -> dict:
+    """`status` with Ready=False and Stalled=True for `error` (reason, message), if any; a
+    condition whose status equals the one in `previous` (the stored conditions) keeps its
+    lastTransitionTime, so repeating the same refusal writes nothing."""
+    if error is None:
+        return status
+    reason, message = error
+    conditions = apply_all(status.get("conditions") or [], {
+        READY: (FALSE, reason, message), STALLED: (TRUE, reason, message), RECONCILING: None},
+        now=now, generation=generation)
+    for condition in conditions:
+        before = get_condition(previous or [], condition["type"])
+        if before and before.get("status") == condition["status"]:
+            condition["lastTransitionTime"] = before.get("lastTransitionTime", now)
+    status["conditions"] = conditions
+    return status

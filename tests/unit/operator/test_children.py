@@ -1,0 +1,110 @@
+"""The ownership rule, API refusals as reasons, pod role labels, the child-error overlay (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from modelops import contract
+from modelops.operator.children import (ChildConflict, check_owner, digest, rejection,
+                                        role_changes)
+from modelops.operator.kube import meta_of
+from modelops.operator.statuswrite import with_child_error
+
+OWNER = {"kind": "Model", "metadata": {"name": "fraud", "uid": "u-1"}}
+
+
+def live(controller=None, deleting=False):
+    refs = [] if controller is None else [{"controller": True, **controller}]
+    return meta_of({"metadata": {"uid": "c", "resourceVersion": "7", "ownerReferences": refs,
+                                 **({"deletionTimestamp": "x"} if deleting else {})}})
+
+
+def test_a_child_we_control_passes():
+    check_owner("Service", "fraud", live({"kind": "Model", "name": "fraud", "uid": "u-1"}), OWNER)
+
+
+@pytest.mark.parametrize(("found", "holder"), [
+    (live(), "no controller"),
+    (live({"kind": "ModelPipeline", "name": "fraud", "uid": "p-9"}), "ModelPipeline fraud"),
+    (live({"kind": "Model", "name": "other", "uid": "u-2"}), "Model other"),
+])
+def test_a_foreign_object_is_a_conflict_that_names_it(found, holder):
+    with pytest.raises(ChildConflict) as caught:
+        check_owner("Service", "fraud", found, OWNER)
+    assert not caught.value.transient
+    assert str(caught.value).startswith(f"Service fraud already exists and is controlled by {holder}")
+
+
+@pytest.mark.parametrize("found", [live({"kind": "Model", "name": "fraud", "uid": "old"}),
+                                   live(deleting=True)])
+def test_an_earlier_incarnations_child_is_a_transient_conflict(found):
+    with pytest.raises(ChildConflict) as caught:
+        check_owner("Service", "fraud", found, OWNER)
+    assert caught.value.transient
+
+
+def api_error(status, message):
+    error = ApiException(status=status, reason="Reason")
+    error.body = json.dumps({"kind": "Status", "message": message})
+    return error
+
+
+def test_admission_and_validation_refusals_carry_the_api_servers_message():
+    refused = rejection("Deployment", "fraud-abc", api_error(422, 'ValidatingAdmissionPolicy '
+                                                                '"x" denied request: no'))
+    assert str(refused) == ('the API server refused Deployment fraud-abc: '
+                            'ValidatingAdmissionPolicy "x" denied request: no')
+
+
+@pytest.mark.parametrize("status", [409, 429, 500, 503])
+def test_retryable_errors_are_not_refusals(status):
+    assert rejection("Deployment", "d", api_error(status, "later")) is None
+
+
+def test_digest_ignores_key_order_only():
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+    assert digest({"a": 1}) != digest({"a": "1"})
+
+
+def pod(name, revision, role="", owner=None, deleting=False):
+    return {"name": name, "revision": revision, "role": role, "deleting": deleting,
+            "owner": owner if owner is not None else f"m-{revision}-hash"}
+
+
+def owns(p):
+    return p["owner"].startswith(f"m-{p['revision']}-")
+
+
+def test_roles_only_out_of_service_pods_get_standby_and_returning_ones_serving():
+    pods = [pod("new-1", "r2"), pod("old-1", "r1"), pod("old-2", "r1", contract.ROLE_STANDBY),
+            pod("back-1", "r2", contract.ROLE_STANDBY), pod("foreign", "r1", owner="x"),
+            pod("gone", "r1", deleting=True)]
+    before, after = role_changes(pods, "r2", owns)
+    assert before == [("back-1", contract.ROLE_SERVING)]
+    assert after == [("old-1", contract.ROLE_STANDBY)]
+
+
+def test_roles_settled_write_nothing():
+    pods = [pod("a", "r1"), pod("b", "r0", contract.ROLE_STANDBY)]
+    assert role_changes(pods, "r1", owns) == ([], [])
+
+
+def test_a_child_error_sets_ready_false_and_stalled_and_repeating_it_changes_nothing():
+    planned = {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "RollingOut", "message": "m",
+         "lastTransitionTime": "t0", "observedGeneration": 1},
+        {"type": "Reconciling", "status": "True", "reason": "RollingOut", "message": "m",
+         "lastTransitionTime": "t0", "observedGeneration": 1},
+        {"type": "Stalled", "status": "False", "reason": "RollingOut", "message": "m",
+         "lastTransitionTime": "t0", "observedGeneration": 1}]}
+    error = ("ChildRejected", "the API server refused Deployment d: no")
+    first = with_child_error(dict(planned), error, planned["conditions"], now="t1", generation=1)
+    by_type = {c["type"]: c for c in first["conditions"]}
+    assert set(by_type) == {"Ready", "Stalled"}
+    assert (by_type["Stalled"]["status"], by_type["Stalled"]["reason"]) == ("True", "ChildRejected")
+    assert by_type["Ready"]["lastTransitionTime"] == "t0"  # still False
+    again = with_child_error(dict(planned), error, first["conditions"], now="t2", generation=1)
+    assert again["conditions"] == first["conditions"]
