@@ -292,8 +292,7 @@ def _with_pod_labels(container: dict) -> dict:
     operator when the revision leaves service (serving/handover.py); returns the volume."""
     container["volumeMounts"].append({"name": "podinfo", "mountPath": c.PODINFO_MOUNT,
                                       "readOnly": True})
-    container["env"] = _env_list({**{e["name"]: e["value"] for e in container["env"]},
-                                  c.ENV_POD_LABELS_FILE: f"{c.PODINFO_MOUNT}/labels"})
+    container["env"].append({"name": c.ENV_POD_LABELS_FILE, "value": f"{c.PODINFO_MOUNT}/labels"})
     return {"name": "podinfo", "downwardAPI": {"items": [
         {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
 
