@@ -31,7 +31,7 @@ from modelops import contract
 from modelops.operator.spec import parse_model
 from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_B, SHA_C, model_spec
-from tests.unit.ecosystem import kstatus
+from tests.unit.ecosystem import gitops_tools
 from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, HealthScript
 from tests.unit.ecosystem.states import EXPECTED
 
@@ -126,7 +126,8 @@ def check(scripts, obj: dict, state: str) -> dict:
     obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
     argocd, flux = EXPECTED[kind][state]
     health = scripts[kind].health(obj)
-    assert (health.status, kstatus.compute(obj).status) == (argocd, flux), (state, health, obj)
+    [flux_view] = gitops_tools.kstatus([obj])
+    assert (health.status, flux_view.status) == (argocd, flux), (state, health, flux_view, obj)
     fixture = CUSTOMIZATIONS / contract.API_GROUP / kind / "testdata" / f"{state}.yaml"
     if CAPTURE:
         fixture.write_text(yaml.safe_dump(obj, sort_keys=False, width=100))
