@@ -9,6 +9,8 @@
 #   argocd-health   Argo CD's health assessment             GOTOOLCHAIN=go1.27.3 (argo-cd v3.6.x
 #                                                           declares go 1.27.0; the Go command
 #                                                           fetches that toolchain from the proxy)
+#   kustomize-controller, source-controller   Flux v1.9.6   local Go (v1.10.x needs modules the
+#                                                           proxy refuses; see tools/gitops/*/go.mod)
 # Prints a bin directory as its last line: the tool's own cache directory when one tool is
 # asked for (safe when worktrees pin different wrappers), else $cache/gitops/bin, where every
 # tool asked for is linked.
@@ -17,6 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CLI_UTILS_VERSION=v0.37.2
 ARGOCD_VERSION=v3.6.1
 ARGOCD_GOTOOLCHAIN=go1.27.3
+FLUX_VERSION=v1.9.6
 cache=${MODELOPS_CACHE:-$HOME/.cache/modelops}
 bin="$cache/gitops/bin"
 mkdir -p "$bin"
@@ -27,7 +30,15 @@ version_of() {
   case $1 in
     kstatus) echo "$CLI_UTILS_VERSION" ;;
     argocd-health) echo "$ARGOCD_VERSION" ;;
+    kustomize-controller|source-controller) echo "$FLUX_VERSION" ;;
     *) echo "build-gitops: unknown tool $1" >&2; exit 2 ;;
+  esac
+}
+# The main package: our own wrapper, or the upstream module's root (a `tool` line in go.mod).
+package_of() {
+  case $1 in
+    kustomize-controller|source-controller) echo "github.com/fluxcd/$1" ;;
+    *) echo . ;;
   esac
 }
 toolchain_of() {
@@ -36,7 +47,7 @@ toolchain_of() {
 # A change to the wrapper (main.go, go.mod, go.sum) gives a new cache entry.
 key_of() {
   local sum
-  sum=$(cat "$here/gitops/$1"/go.mod "$here/gitops/$1"/go.sum "$here/gitops/$1"/*.go | sha256sum)
+  sum=$(cat "$here/gitops/$1"/go.mod "$here/gitops/$1"/go.sum $(find "$here/gitops/$1" -name '*.go' | sort) | sha256sum)
   echo "$1-$(version_of "$1")-${sum:0:12}"
 }
 
@@ -50,7 +61,7 @@ for t in "${tools[@]}"; do
     mkdir -p "$dir"
     s=$SECONDS
     (cd "$here/gitops/$t" && GOTOOLCHAIN=$(toolchain_of "$t") \
-      go build -ldflags "-s -w" -o "$dir/$t.tmp" .)
+      go build -ldflags "-s -w" -o "$dir/$t.tmp" "$(package_of "$t")")
     mv "$dir/$t.tmp" "$dir/$t"
     echo "build-gitops: $t built in $((SECONDS - s)) s" >&2
     built+=("$t")
