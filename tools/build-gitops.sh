@@ -9,8 +9,8 @@
 #   argocd-health   Argo CD's health assessment             GOTOOLCHAIN=go1.27.3 (argo-cd v3.6.x
 #                                                           declares go 1.27.0; the Go command
 #                                                           fetches that toolchain from the proxy)
-#   kustomize-controller, source-controller   Flux v1.9.6   local Go (v1.10.x needs modules the
-#                                                           proxy refuses; see tools/gitops/*/go.mod)
+#   kustomize-controller,
+#   source-controller  Flux v1.9.6 (local Go; v1.10.x needs modules the proxy refuses)
 # Prints a bin directory as its last line: the tool's own cache directory when one tool is
 # asked for (safe when worktrees pin different wrappers), else $cache/gitops/bin, where every
 # tool asked for is linked.
@@ -47,7 +47,8 @@ toolchain_of() {
 # A change to the wrapper (main.go, go.mod, go.sum) gives a new cache entry.
 key_of() {
   local sum
-  sum=$(cat "$here/gitops/$1"/go.mod "$here/gitops/$1"/go.sum $(find "$here/gitops/$1" -name '*.go' | sort) | sha256sum)
+  local d="$here/gitops/$1"
+  sum=$(cat "$d/go.mod" "$d/go.sum" $(find "$d" -name '*.go' | sort) | sha256sum)
   echo "$1-$(version_of "$1")-${sum:0:12}"
 }
 

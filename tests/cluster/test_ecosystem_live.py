@@ -16,6 +16,7 @@ says so).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -33,7 +34,7 @@ from modelops.operator.spec import parse_model
 from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_B, SHA_C, model_spec
 from tests.unit.ecosystem import gitops_tools
-from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, health
+from tests.unit.ecosystem.argocd import BUILD_TIMEOUT, CUSTOMIZATIONS, health
 from tests.unit.ecosystem.states import EXPECTED
 
 CAPTURE = os.environ.get("MODELOPS_CAPTURE_ARGOCD_TESTDATA") == "1"
@@ -41,6 +42,7 @@ POLICY = {"bakeWindow": "3s", "window": "4s", "interval": "1s", "consecutiveBrea
           "minRequests": 5, "errorRateThreshold": 0.05}
 QUIET = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
 TICK_SECONDS = 0.1
+pytestmark = BUILD_TIMEOUT
 REQUESTS_PER_TICK = 2
 
 
@@ -207,7 +209,7 @@ def test_rollout_states(cluster, control_plane, exporter, namespace):
     check(_when(cluster, ns, name, ("Ready", "False", "Suspended")), "suspended")
 
 
-def test_analysis_states(cluster, exporter, namespace):
+def test_analysis_states(cluster, control_plane, exporter, namespace):
     ns, ip = namespace, exporter.server.server_address[0]
     exporter.error_share[("churn", "1")] = 0.0
     exporter.error_share[("fresh", "1")] = 0.5
@@ -243,6 +245,19 @@ def test_analysis_states(cluster, exporter, namespace):
     assert rolled_back["spec"]["version"] == "3", "the operator never writes spec"
     check(_when(cluster, ns, "slow", ("Stalled", "True", "ProgressDeadlineExceeded")),
           "progress-deadline-exceeded")
+    # the two Stalled Models stay where they are; the others move on as their windows roll
+    settled = {"churn": "rolled-back", "slow": "progress-deadline-exceeded"}
+    listed = _listed_health(control_plane, ns)
+    assert {name: listed[name] for name in settled} == {
+        name: EXPECTED[contract.MODEL_KIND][state] for name, state in settled.items()}
+
+
+def _listed_health(control_plane, ns: str) -> dict[str, tuple[str, str]]:
+    """`kubectl get models -o json`, as the API server lists them, through both real tools."""
+    items = json.loads(control_plane.kubectl("get", "models", "-n", ns, "-o", "json").stdout)
+    objects = items["items"]
+    return {obj["metadata"]["name"]: (argo.status, flux.status) for obj, argo, flux in
+            zip(objects, health(objects), gitops_tools.kstatus(objects))}
 
 
 def _pipeline(name: str, **spec) -> dict:

@@ -19,6 +19,8 @@ from tests.unit.ecosystem import gitops_tools
 
 ROOT = gitops_tools.ROOT
 CUSTOMIZATIONS = ROOT / "deploy" / "argocd"
+# `make setup` builds the tools; a cold cache builds them in the first test (minutes for Argo CD)
+BUILD_TIMEOUT = pytest.mark.timeout(1800)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,14 @@ import pytest
 import yaml
 
 from modelops import contract
-from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, Health, health, health_cases, load_object
+from tests.unit.ecosystem.argocd import (BUILD_TIMEOUT, CUSTOMIZATIONS, Health, health,
+                                         health_cases, load_object)
 from tests.unit.ecosystem.states import EXPECTED, MODEL_STATES
 
 KINDS = (contract.MODEL_KIND, contract.PIPELINE_KIND)
 CASES = [case for kind in KINDS for case in health_cases(kind)]
+
+pytestmark = BUILD_TIMEOUT
 
 
 def _name(case) -> str:

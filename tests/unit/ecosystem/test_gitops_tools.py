@@ -7,6 +7,9 @@ import subprocess
 import pytest
 
 from tests.unit.ecosystem import gitops_tools
+from tests.unit.ecosystem.argocd import BUILD_TIMEOUT
+
+pytestmark = BUILD_TIMEOUT
 
 
 def test_a_warm_cache_builds_nothing_and_names_the_tools_directory():
@@ -24,5 +27,6 @@ def test_a_tool_that_cannot_be_built_fails_with_the_build_output():
 
 
 def test_bad_input_is_reported_not_swallowed():
-    with pytest.raises(gitops_tools.ToolUnavailable, match="kstatus exited with 2: kstatus: bad List"):
+    with pytest.raises(gitops_tools.ToolUnavailable,
+                       match="kstatus exited with 2: kstatus: bad List"):
         gitops_tools._run("kstatus", [], [{"kind": "Model"}, "not an object"])

@@ -15,10 +15,12 @@ import pytest
 
 from modelops import contract
 from tests.unit.ecosystem import gitops_tools
-from tests.unit.ecosystem.argocd import ROOT, health_cases, load_object
+from tests.unit.ecosystem.argocd import BUILD_TIMEOUT, ROOT, health_cases, load_object
 from tests.unit.ecosystem.states import EXPECTED, MODEL_STATES
 
 CAPTURED = [c for kind in (contract.MODEL_KIND, contract.PIPELINE_KIND) for c in health_cases(kind)]
+
+pytestmark = BUILD_TIMEOUT
 
 
 def _obj(generation=3, observed=3, conditions=(), **meta) -> dict:
