@@ -52,6 +52,10 @@ key_of() {
   echo "$1-$(version_of "$1")-${sum:0:12}"
 }
 
+for t in "${tools[@]}"; do  # refuse unknown names before touching the cache
+  version_of "$t" >/dev/null
+done
+
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
 start=$SECONDS
 built=()
