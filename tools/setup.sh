@@ -34,4 +34,5 @@ bash tools/testservers/venv.sh >/dev/null
 components=()
 [ "$node" = --node ] && components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 bash tools/build-k8s.sh "${components[@]}" >/dev/null
+bash tools/build-gitops.sh >/dev/null  # kstatus and Argo CD health for tests/*/ecosystem
 echo "setup: ready" >&2

@@ -1,8 +1,9 @@
 """What Argo CD, kstatus (Flux) and kubectl show for the statuses the real operator writes.
 
 The operator runs as its own process against the real control plane. Each test walks a Model or
-a ModelPipeline through its states; at each state the live object goes through the Argo CD
-health.lua (Lua 5.1) and the kstatus rules, which must give the health that
+a ModelPipeline through its states; at each state the live object, as the API server returns
+it, goes through Argo CD's own health code (with deploy/argocd/argocd-cm.yaml) and through
+cli-utils' kstatus (tools/build-gitops.sh builds both), which must give the health that
 tests/unit/ecosystem/states.py expects. The captured object is also compared with the testdata
 file of the same state under deploy/argocd, so the fixtures cannot drift from what the operator
 really writes; `MODELOPS_CAPTURE_ARGOCD_TESTDATA=1` rewrites them from this run instead.
@@ -15,6 +16,7 @@ says so).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -31,8 +33,8 @@ from modelops import contract
 from modelops.operator.spec import parse_model
 from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_B, SHA_C, model_spec
-from tests.unit.ecosystem import kstatus
-from tests.unit.ecosystem.argocd import CUSTOMIZATIONS, HealthScript
+from tests.unit.ecosystem import gitops_tools
+from tests.unit.ecosystem.argocd import BUILD_TIMEOUT, CUSTOMIZATIONS, health
 from tests.unit.ecosystem.states import EXPECTED
 
 CAPTURE = os.environ.get("MODELOPS_CAPTURE_ARGOCD_TESTDATA") == "1"
@@ -40,6 +42,7 @@ POLICY = {"bakeWindow": "3s", "window": "4s", "interval": "1s", "consecutiveBrea
           "minRequests": 5, "errorRateThreshold": 0.05}
 QUIET = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
 TICK_SECONDS = 0.1
+pytestmark = BUILD_TIMEOUT
 REQUESTS_PER_TICK = 2
 
 
@@ -90,12 +93,6 @@ def exporter():
     started.close()
 
 
-@pytest.fixture(scope="module")
-def scripts() -> dict[str, HealthScript]:
-    return {kind: HealthScript.for_kind(kind)
-            for kind in (contract.MODEL_KIND, contract.PIPELINE_KIND)}
-
-
 def _revision(**spec) -> str:
     return parse_model(model_spec(**spec)).revision
 
@@ -120,17 +117,19 @@ def _shape(obj: dict) -> dict:
             "conditions": sorted(c for c in _conditions(obj) if c[0] != "MetricsAvailable")}
 
 
-def check(scripts, obj: dict, state: str) -> dict:
+def check(obj: dict, state: str) -> dict:
     """Assert Argo CD's and kstatus' view of a live object; compare with (or write) its fixture."""
     kind = obj["kind"]
     obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
     argocd, flux = EXPECTED[kind][state]
-    health = scripts[kind].health(obj)
-    assert (health.status, kstatus.compute(obj).status) == (argocd, flux), (state, health, obj)
+    [argocd_view] = health([obj])
+    [flux_view] = gitops_tools.kstatus([obj])
+    assert (argocd_view.status, flux_view.status) == (argocd, flux), \
+        (state, argocd_view, flux_view, obj)
     fixture = CUSTOMIZATIONS / contract.API_GROUP / kind / "testdata" / f"{state}.yaml"
     if CAPTURE:
         fixture.write_text(yaml.safe_dump(obj, sort_keys=False, width=100))
-        _record_case(fixture, health)
+        _record_case(fixture, argocd_view)
     else:
         assert _shape(obj) == _shape(yaml.safe_load(fixture.read_text())), \
             f"{fixture.relative_to(CUSTOMIZATIONS)} no longer matches what the operator writes"
@@ -177,16 +176,16 @@ def _kubectl_get(control_plane, ns: str, name: str) -> dict[str, str]:
     return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
 
 
-def test_rollout_states(cluster, control_plane, scripts, exporter, namespace):
+def test_rollout_states(cluster, control_plane, exporter, namespace):
     ns, name = namespace, "iris"
     exporter.error_share[(name, "1")] = 0.0
-    check(scripts, cluster.create(ns, _model(name, POLICY)), "created")
-    check(scripts, _when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-first")
+    check(cluster.create(ns, _model(name, POLICY)), "created")
+    check(_when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-first")
     v1 = _revision(rollback=POLICY)
     wait_for(lambda: cluster.mark_pods_ready(ns, name, v1, exporter.server.server_address[0]) == 2,
              what="v1 pods")
-    check(scripts, _when(cluster, ns, name, ("Ready", "True", "Baking")), "baking")
-    check(scripts, _when(cluster, ns, name, ("Ready", "True", "Serving"),
+    check(_when(cluster, ns, name, ("Ready", "True", "Baking")), "baking")
+    check(_when(cluster, ns, name, ("Ready", "True", "Serving"),
                          ("MetricsAvailable", "True", "MetricsScraped")), "serving")
 
     columns = _kubectl_get(control_plane, ns, name)
@@ -196,21 +195,21 @@ def test_rollout_states(cluster, control_plane, scripts, exporter, namespace):
                           "--timeout=30s")
 
     stale = cluster.patch_spec(ns, name, {"version": "2", "artifact": {"sha256": SHA_B}})
-    check(scripts, stale, "stale-generation")  # the API's answer, before the operator looked
-    check(scripts, _when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-second")
+    check(stale, "stale-generation")  # the API's answer, before the operator looked
+    check(_when(cluster, ns, name, ("Ready", "False", "RollingOut")), "rolling-out-second")
     v2 = _revision(version="2", sha256=SHA_B, rollback=POLICY)
     wait_for(lambda: v2 in cluster.deployments(ns, name), what="the v2 Deployment")
     message = "ChecksumMismatch: artifact sha256 does not match spec.artifact.sha256"
     wait_for(lambda: cluster.fail_pods(ns, name, v2, message) == 2, what="v2 pods")
-    check(scripts, _when(cluster, ns, name, ("Stalled", "True", "ChecksumMismatch")),
+    check(_when(cluster, ns, name, ("Stalled", "True", "ChecksumMismatch")),
           "stalled-checksum-mismatch")
     assert _kubectl_get(control_plane, ns, name)["SERVING"] == "1"
 
     cluster.patch_spec(ns, name, {"suspend": True})
-    check(scripts, _when(cluster, ns, name, ("Ready", "False", "Suspended")), "suspended")
+    check(_when(cluster, ns, name, ("Ready", "False", "Suspended")), "suspended")
 
 
-def test_analysis_states(cluster, scripts, exporter, namespace):
+def test_analysis_states(cluster, control_plane, exporter, namespace):
     ns, ip = namespace, exporter.server.server_address[0]
     exporter.error_share[("churn", "1")] = 0.0
     exporter.error_share[("fresh", "1")] = 0.5
@@ -221,15 +220,15 @@ def test_analysis_states(cluster, scripts, exporter, namespace):
     v1 = _revision(rollback=POLICY)
     for name, address in (("churn", ip), ("fresh", ip), ("quiet", "127.0.0.1")):
         wait_for(lambda: cluster.mark_pods_ready(ns, name, v1, address) == 2, what=name)
-    check(scripts, _when(cluster, ns, "fresh", ("Degraded", "True", "NoPreviousVersion")),
+    check(_when(cluster, ns, "fresh", ("Degraded", "True", "NoPreviousVersion")),
           "no-previous-version")
-    check(scripts, _when(cluster, ns, "quiet", ("Ready", "True", "Serving"),
+    check(_when(cluster, ns, "quiet", ("Ready", "True", "Serving"),
                          ("MetricsAvailable", "False", "MetricsUnavailable")),
           "metrics-unavailable")
 
     _when(cluster, ns, "churn", ("Ready", "True", "Serving"))
     exporter.error_share[("churn", "1")] = 0.5
-    check(scripts, _when(cluster, ns, "churn", ("Degraded", "True", "ErrorRateAboveThreshold")),
+    check(_when(cluster, ns, "churn", ("Degraded", "True", "ErrorRateAboveThreshold")),
           "degraded-after-promotion")
     exporter.error_share[("churn", "1")] = 0.0
     wait_for(lambda: "Degraded" not in {c[0] for c in _conditions(cluster.model(ns, "churn"))},
@@ -240,12 +239,25 @@ def test_analysis_states(cluster, scripts, exporter, namespace):
                                      "rollback": {"bakeWindow": "10m"}})
     v3 = _revision(version="3", sha256=SHA_C, rollback={**POLICY, "bakeWindow": "10m"})
     wait_for(lambda: cluster.mark_pods_ready(ns, "churn", v3, ip) == 2, what="churn v3 pods")
-    rolled_back = check(scripts, _when(cluster, ns, "churn", ("Stalled", "True", "RolledBack")),
+    rolled_back = check(_when(cluster, ns, "churn", ("Stalled", "True", "RolledBack")),
                         "rolled-back")
     assert rolled_back["status"]["servingVersion"] == "1"
     assert rolled_back["spec"]["version"] == "3", "the operator never writes spec"
-    check(scripts, _when(cluster, ns, "slow", ("Stalled", "True", "ProgressDeadlineExceeded")),
+    check(_when(cluster, ns, "slow", ("Stalled", "True", "ProgressDeadlineExceeded")),
           "progress-deadline-exceeded")
+    # the two Stalled Models stay where they are; the others move on as their windows roll
+    settled = {"churn": "rolled-back", "slow": "progress-deadline-exceeded"}
+    listed = _listed_health(control_plane, ns)
+    assert {name: listed[name] for name in settled} == {
+        name: EXPECTED[contract.MODEL_KIND][state] for name, state in settled.items()}
+
+
+def _listed_health(control_plane, ns: str) -> dict[str, tuple[str, str]]:
+    """`kubectl get models -o json`, as the API server lists them, through both real tools."""
+    items = json.loads(control_plane.kubectl("get", "models", "-n", ns, "-o", "json").stdout)
+    objects = items["items"]
+    return {obj["metadata"]["name"]: (argo.status, flux.status) for obj, argo, flux in
+            zip(objects, health(objects), gitops_tools.kstatus(objects))}
 
 
 def _pipeline(name: str, **spec) -> dict:
@@ -255,30 +267,30 @@ def _pipeline(name: str, **spec) -> dict:
             "metadata": {"name": name}, "spec": {"steps": steps, **spec}}
 
 
-def test_pipeline_states(cluster, scripts, namespace):
+def test_pipeline_states(cluster, namespace):
     ns, plural = namespace, contract.PIPELINE_PLURAL
-    check(scripts, cluster.create(ns, _pipeline("dx"), plural), "created")
-    check(scripts, _when(cluster, ns, "dx", ("Stalled", "True", "StepModelMissing"),
+    check(cluster.create(ns, _pipeline("dx"), plural), "created")
+    check(_when(cluster, ns, "dx", ("Stalled", "True", "StepModelMissing"),
                          plural=plural), "stalled-step-missing")
     for name in ("house-price", "diagnosis"):
         cluster.create(ns, _model(name, QUIET))
-    check(scripts, _when(cluster, ns, "dx", ("Ready", "False", "StepNotReady"), plural=plural),
+    check(_when(cluster, ns, "dx", ("Ready", "False", "StepNotReady"), plural=plural),
           "waiting-for-steps")
     for name in ("house-price", "diagnosis"):
         wait_for(lambda: cluster.mark_pods_ready(ns, name, _revision(rollback=QUIET)) == 2,
                  what=f"{name} pods")
-    check(scripts, _when(cluster, ns, "dx", ("Ready", "False", "RouterNotReady"), plural=plural),
+    check(_when(cluster, ns, "dx", ("Ready", "False", "RouterNotReady"), plural=plural),
           "waiting-for-router")
     wait_for(lambda: cluster.mark_ready(ns, f"{contract.LABEL_PIPELINE}=dx") == 1,
              what="the router pod")
-    check(scripts, _when(cluster, ns, "dx", ("Ready", "True", "AllStepsReady"), plural=plural),
+    check(_when(cluster, ns, "dx", ("Ready", "True", "AllStepsReady"), plural=plural),
           "ready")
     # suspend leaves the router as it is; another spec change would roll it (no kubelet here)
     stale = cluster.patch_spec(ns, "dx", {"suspend": True}, plural)
-    check(scripts, stale, "stale-generation")
+    check(stale, "stale-generation")
     suspended = wait_for(lambda: (obj := cluster.model(ns, "dx", plural))["status"].get(
         "observedGeneration") == obj["metadata"]["generation"] and obj, what="suspend observed")
-    check(scripts, suspended, "suspended")
+    check(suspended, "suspended")
 
 
 def test_kubectl_explains_the_rollback_policy(control_plane, crds):
