@@ -2,7 +2,9 @@
 
 Both protocols end here: v1 `instances` and v2 `inputs` become a rows x features float matrix (or
 a 1-D array of strings for text models), and check_matrix refuses empty batches, the wrong
-feature count and NaN for models that cannot take missing values, naming the row and feature.
+feature count, NaN for models that cannot take missing values and values beyond float32's range
+(tree models compute in float32, where they would become infinite inside the model and answer
+500), naming the row and feature.
 Pure.
 """
 
@@ -12,6 +14,8 @@ import numpy as np
 
 from modelops.serving.errors import InvalidInput
 from modelops.serving.model import Signature
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_matrix(matrix: np.ndarray, signature: Signature, where: str) -> np.ndarray:
@@ -32,6 +36,11 @@ def check_matrix(matrix: np.ndarray, signature: Signature, where: str) -> np.nda
                 f"{where}: row {row}, feature {feature} is null/NaN; "
                 "this model does not accept missing values"
             )
+    huge = np.abs(matrix) > FLOAT32_MAX
+    if huge.any():
+        row, feature = (int(i) for i in np.argwhere(huge)[0])
+        raise InvalidInput(f"{where}: row {row}, feature {feature} is beyond ±{FLOAT32_MAX:.3g}, "
+                           "the largest value a model can compute with")
     return matrix
 
 

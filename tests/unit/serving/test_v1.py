@@ -42,6 +42,7 @@ def test_nan_allowed_when_the_model_allows_it():
     ({"instances": [[1, 2, 3]]}, "expected 4 features per row, got 3"),
     ({"instances": [[1, 2, 3, "4"]]}, "row 0, feature 3 is a string"),
     ({"instances": [[1, 2, None, 4]]}, "row 0, feature 2 is null/NaN"),
+    ({"instances": [[1, 2, 1e300, 4]]}, "row 0, feature 2 is beyond"),  # float32 overflow in trees
     ({"instances": [[1, 2, 3, True]]}, "a boolean"),
     ({"instances": [[]]}, "rows have no features"),
     ({"instances": ["text"]}, "instances[0] must be a list of numbers"),
