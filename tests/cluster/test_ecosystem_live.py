@@ -40,7 +40,7 @@ from tests.unit.ecosystem.states import EXPECTED
 CAPTURE = os.environ.get("MODELOPS_CAPTURE_ARGOCD_TESTDATA") == "1"
 POLICY = {"bakeWindow": "3s", "window": "4s", "interval": "1s", "consecutiveBreaches": 1,
           "minRequests": 5, "errorRateThreshold": 0.05}
-QUIET = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
+QUIET = {"bakeWindow": "3s", "interval": "10m", "window": "10m", "onBakeTimeout": "Promote"}  # no traffic
 TICK_SECONDS = 0.1
 pytestmark = BUILD_TIMEOUT
 REQUESTS_PER_TICK = 2
@@ -215,7 +215,7 @@ def test_analysis_states(cluster, control_plane, exporter, namespace):
     exporter.error_share[("fresh", "1")] = 0.5
     cluster.create(ns, _model("churn", POLICY))
     cluster.create(ns, _model("fresh", {**POLICY, "bakeWindow": "10m"}))
-    cluster.create(ns, _model("quiet", QUIET))
+    cluster.create(ns, _model("quiet", {**QUIET, "window": "4s", "interval": "1s"}))  # judged soon
     cluster.create(ns, _model("slow", {**QUIET, "progressDeadlineSeconds": 10}))  # never ready
     v1 = _revision(rollback=POLICY)
     for name, address in (("churn", ip), ("fresh", ip), ("quiet", "127.0.0.1")):

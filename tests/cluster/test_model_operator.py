@@ -12,7 +12,9 @@ from modelops.operator.spec import parse_model
 from tests.cluster.support import Cluster, wait_for
 from tests.factories import SHA_A, SHA_B, model_spec
 
-QUIET_ROLLBACK = {"bakeWindow": "3s", "interval": "10m", "window": "10m"}
+# No traffic reaches these Models: a version is promoted at its bake's end without evidence
+# (holding for evidence, the default, is tested in tests/unit/operator/test_rollout.py).
+QUIET_ROLLBACK = {"bakeWindow": "3s", "interval": "10m", "window": "10m", "onBakeTimeout": "Promote"}
 
 
 def _model(name: str, **spec) -> dict:

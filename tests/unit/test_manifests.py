@@ -286,7 +286,7 @@ RBAC_GOLDEN = {
     ("modelops.io", "modelpipelines/finalizers"): ["update"],
     ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "delete"],
     ("", "services"): ["get", "list", "watch", "create", "patch"],
-    ("", "secrets"): ["get", "create"],
+    ("", "secrets"): ["create"],
     ("", "pods"): ["list", "watch", "patch"],
     ("", "events"): ["create"],
     ("apiextensions.k8s.io", "customresourcedefinitions"): ["get", "list", "watch"],

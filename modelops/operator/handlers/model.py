@@ -24,7 +24,7 @@ from modelops import contract
 from modelops.operator import kube, metrics
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
-from modelops.operator.children import APPLIER, ChildConflict, ChildRejected, role_changes
+from modelops.operator.children import APPLIER, ChildConflict, ChildRejected, rejection, role_changes
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import MODEL, first, read
 from modelops.operator.handlers.lifecycle import INDEXES, MONITOR, SETTINGS, remember_indexes
@@ -245,7 +245,13 @@ def _ensure_feedback_key(body: Mapping[str, Any]) -> None:
         return
     secret = build_feedback_secret(body["metadata"]["name"], secrets.token_urlsafe(32))
     _own(secret, body)
-    kube.create_secret_once(secret, body["metadata"]["namespace"])
+    try:
+        kube.create_secret_once(secret, body["metadata"]["namespace"])
+    except ApiException as error:  # refused (quota, policy, terminating namespace): say so
+        refused = rejection("Secret", secret["metadata"]["name"], error)
+        if refused is None:
+            raise
+        raise refused from None
     _keys_created.add(uid)
 
 
