@@ -221,7 +221,9 @@ class ServingProcess:
 
 
 def deployment_env(deployment: Any) -> dict[str, str]:
-    return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+    # entries from Secrets (valueFrom, e.g. the feedback key) have no value here: left out
+    return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env
+            if e.value is not None}
 
 
 class PrometheusProcess:

@@ -156,7 +156,7 @@ BAD = [
     Bad("pipeline-name-invalid", {"metadata.name": "Pipeline"}, "metadata.name", base=GOOD_PIPELINE),
     # s3:// and models:/ (the artifacts issue)
     Bad("s3-without-sha256", {"spec.artifact.uri": "s3://models/iris.joblib", "spec.artifact.sha256": DELETE},
-        "spec.artifact.sha256", "s3://"),
+        "spec.artifact.sha256", "sha256sum"),
     Bad("s3-without-key", {"spec.artifact.uri": "s3://models"}, "spec.artifact.uri", "s3://<bucket>/<key>"),
     Bad("s3-options-on-https", {"spec.artifact.s3": {"region": "eu-west-1"}}, "spec.artifact.s3",
         "only to an s3://"),
@@ -225,7 +225,8 @@ MODEL_SPEC_DEFAULTS = {
     "serving": {"workers": 1, "threads": 4, "batch": {"maxSize": 1, "maxWaitMs": 5}},
     "rollback": {"enabled": True, "dryRun": False, "errorRateThreshold": 0.05, "window": "2m",
                  "interval": "15s", "consecutiveBreaches": 3, "minRequests": 50,
-                 "bakeWindow": "30m", "keepPrevious": 1, "progressDeadlineSeconds": 600},
+                 "bakeWindow": "30m", "keepPrevious": 1, "progressDeadlineSeconds": 600,
+                 "minJudgedWindows": 3, "onBakeTimeout": "Hold", "minScoredRows": 100},
 }
 
 
@@ -251,7 +252,8 @@ def test_every_field_round_trips(control_plane, crds, namespace):
         "rollback": {"enabled": False, "dryRun": True, "errorRateThreshold": 1, "window": "1h30m",
                      "interval": "1m", "consecutiveBreaches": 5, "minRequests": 1000,
                      "bakeWindow": "2h", "minAccuracy": 0.9, "maxRmse": 12.5, "keepPrevious": 3,
-                     "progressDeadlineSeconds": 120},
+                     "progressDeadlineSeconds": 120, "minJudgedWindows": 1, "onBakeTimeout": "Promote",
+                     "minScoredRows": 10},
         "suspend": True,
     }
     apply(control_plane, {**GOOD_MODEL, "spec": spec}, namespace)
