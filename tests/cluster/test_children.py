@@ -140,6 +140,8 @@ def test_idle_passes_write_nothing_and_post_no_event_with_canonicalised_quantiti
     stored = cluster.deployments(namespace, "iris")[revision].spec.template.spec.containers[0]
     assert stored.resources.limits["cpu"] == "2" and stored.resources.requests["cpu"] == "500m"
     assert stored.resources.requests["memory"] == "1Gi"  # the API server rewrote all three
+    wait_for(lambda: ("Normal", "Promoted") in cluster.events(namespace, "iris"),
+             what="the Promoted Event")  # the rollout's last Event, before counting idle ones
     time.sleep(2)  # let the last Events of the rollout land
 
     def versions():

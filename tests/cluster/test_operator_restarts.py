@@ -59,7 +59,9 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
                           f"{set(cluster.deployments(namespace, name))}, status {status})")
             history = status["history"]  # one entry per phase change of a revision
             changes = [(h["revision"], h.get("phase")) for h in history]
-            assert len(changes) == len(set(changes)), f"{name}: duplicated history {history}"
+            # a phase may recur (a revert), but a restart never records one change twice
+            repeated = [a for a, b in zip(changes, changes[1:]) if a == b]
+            assert not repeated, f"{name}: duplicated history {history}"
             wait_for(lambda: cluster.service_revision(namespace, name) in expected,
                      what=f"{name} Service selecting one of {expected}")
             total += len(expected)
