@@ -73,3 +73,34 @@ def with_child_error(status: dict, error: tuple[str, str] | None, previous: list
             condition["lastTransitionTime"] = before.get("lastTransitionTime", now)
     status["conditions"] = conditions
     return status
+
+
+def apply_reporting_refusals(body: Mapping[str, Any], apply, queue, logger, what: str) -> None:
+    """Run `apply()`; a refusal or a name conflict becomes the owner's child error (shown in
+    status on the next pass, which `queue` is asked for when the error changes); API errors
+    a retry can fix are logged and re-raised for the queue to retry."""
+    from kubernetes.client.rest import ApiException
+
+    from modelops.operator.children import ChildConflict, ChildRejected
+
+    meta = body["metadata"]
+    try:
+        apply()
+        error = None
+    except (ChildConflict, ChildRejected) as refused:
+        if getattr(refused, "transient", False):
+            logger.info(str(refused))
+            return
+        reason = "ChildNameConflict" if isinstance(refused, ChildConflict) else "ChildRejected"
+        error = (reason, str(refused))
+    except ApiException as failure:  # the queue retries; nothing for the user to do
+        logger.warning(f"{what} not reconciled yet: {failure.status} {failure.reason}: "
+                       f"{kube.error_message(failure)}")
+        raise
+    if CHILD_ERRORS.get(meta["uid"]) != error:
+        if error:
+            logger.warning(f"{error[0]}: {error[1]}")
+            CHILD_ERRORS[meta["uid"]] = error
+        else:
+            CHILD_ERRORS.pop(meta["uid"], None)
+        queue.add((meta["namespace"], meta["name"]))  # show (or clear) it in status

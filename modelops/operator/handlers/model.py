@@ -31,7 +31,8 @@ from modelops.operator.handlers.lifecycle import INDEXES, MONITOR, SETTINGS, rem
 from modelops.operator.observe import pod_failure, revision_states
 from modelops.operator.rollout import Plan, PlanInput, iso, plan_model
 from modelops.operator.spec import SpecError, parse_model
-from modelops.operator.statuswrite import CHILD_ERRORS, STATUS, with_child_error
+from modelops.operator.statuswrite import (CHILD_ERRORS, STATUS, apply_reporting_refusals,
+                                           with_child_error)
 from modelops.operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -145,27 +146,9 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
 
 def _children(body, plan: Plan, deployments, pods, indexes, logger) -> None:
     """Apply the plan's children; a refusal or a name conflict becomes the Model's condition."""
-    meta = body["metadata"]
-    try:
-        _apply_children(body, plan, deployments, pods, indexes, logger)
-        error = None
-    except (ChildConflict, ChildRejected) as refused:
-        if getattr(refused, "transient", False):
-            logger.info(str(refused))
-            return
-        reason = "ChildNameConflict" if isinstance(refused, ChildConflict) else "ChildRejected"
-        error = (reason, str(refused))
-    except ApiException as failure:  # the queue retries; nothing for the user to do
-        logger.warning(f"Children not reconciled yet: {failure.status} {failure.reason}: "
-                       f"{kube.error_message(failure)}")
-        raise
-    if CHILD_ERRORS.get(meta["uid"]) != error:
-        if error:
-            logger.warning(f"{error[0]}: {error[1]}")
-            CHILD_ERRORS[meta["uid"]] = error
-        else:
-            CHILD_ERRORS.pop(meta["uid"], None)
-        QUEUE.add((meta["namespace"], meta["name"]))  # show (or clear) it in status
+    apply_reporting_refusals(
+        body, lambda: _apply_children(body, plan, deployments, pods, indexes, logger),
+        QUEUE, logger, "Children")
 
 
 def _write_status(body: Mapping[str, Any], old: dict, new: dict) -> bool:

@@ -19,7 +19,6 @@ import time
 from typing import Any, Hashable, Mapping
 
 import kopf
-from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube
@@ -27,12 +26,13 @@ from modelops.operator.builders import (build_router_deployment, build_router_se
                                         router_name, service_host)
 from modelops.operator.conditions import (FALSE, READY, RECONCILING, STALLED, TRUE, apply_all,
                                           get_condition, pipeline_ready)
-from modelops.operator.children import APPLIER, ChildConflict, ChildRejected
+from modelops.operator.children import APPLIER
 from modelops.operator.handlers.indexes import PIPELINE, ROUTER_LABELS, first
 from modelops.operator.handlers.lifecycle import INDEXES, SETTINGS, remember_indexes
 from modelops.operator.rollout import iso
 from modelops.operator.spec import PipelineSpec, SpecError, parse_pipeline
-from modelops.operator.statuswrite import CHILD_ERRORS, STATUS, with_child_error
+from modelops.operator.statuswrite import (CHILD_ERRORS, STATUS, apply_reporting_refusals,
+                                           with_child_error)
 from modelops.operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -111,27 +111,8 @@ def reconcile_pipeline(body: Mapping[str, Any], indexes: Mapping[str, Any],
 
 def _router_children(body, spec: PipelineSpec, router, indexes, logger) -> None:
     """Apply the router's children; a refusal or a name conflict becomes a condition."""
-    meta = body["metadata"]
-    error = None
-    try:
-        _apply_router(body, spec, router, indexes, logger)
-    except (ChildConflict, ChildRejected) as refused:
-        if getattr(refused, "transient", False):
-            logger.info(str(refused))
-            return
-        reason = "ChildNameConflict" if isinstance(refused, ChildConflict) else "ChildRejected"
-        error = (reason, str(refused))
-    except ApiException as failure:  # the queue retries; nothing for the user to do
-        logger.warning(f"Router not reconciled yet: {failure.status} {failure.reason}: "
-                       f"{kube.error_message(failure)}")
-        raise
-    if CHILD_ERRORS.get(meta["uid"]) != error:
-        if error:
-            logger.warning(f"{error[0]}: {error[1]}")
-            CHILD_ERRORS[meta["uid"]] = error
-        else:
-            CHILD_ERRORS.pop(meta["uid"], None)
-        QUEUE.add((meta["namespace"], meta["name"]))
+    apply_reporting_refusals(body, lambda: _apply_router(body, spec, router, indexes, logger),
+                             QUEUE, logger, "Router")
 
 
 def _pipeline_status(key: tuple[str, str], spec: PipelineSpec, status: Mapping[str, Any],
