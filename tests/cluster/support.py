@@ -133,9 +133,13 @@ class Cluster:
             return None
         return service.spec.selector.get(contract.LABEL_REVISION)
 
-    def events(self, namespace: str, name: str) -> list[tuple[str, str]]:
+    def events(self, namespace: str, name: str, *, ours_only: bool = False) -> list[tuple[str, str]]:
+        """Events about objects called `name`; with `ours_only`, only the operator's own
+        (the endpoints controller also posts about a Service of that name)."""
         items = self.core.list_namespaced_event(
             namespace, field_selector=f"involvedObject.name={name}").items
+        if ours_only:
+            items = [e for e in items if e.reporting_component == contract.REPORTING_COMPONENT]
         return [(e.type, e.reason) for e in items]
 
     def mark_pods_ready(self, namespace: str, model: str, revision: str,

@@ -67,7 +67,11 @@ def test_the_declared_rbac_is_enough_under_owner_reference_enforcement(control_p
         events = cluster.core.list_namespaced_event(
             namespace, field_selector="involvedObject.name=iris,involvedObject.kind=Model").items
         assert events and {e.reporting_component for e in events} == {contract.REPORTING_COMPONENT}
-        assert "forbidden" not in operator.log().lower(), operator.log()[-3000:]
+        # the operator watches every namespace; other tests' namespaces being deleted refuse
+        # creates as "forbidden ... being terminated", which is not an RBAC gap
+        refused = [line for line in operator.log().lower().splitlines()
+                   if "forbidden" in line and "being terminated" not in line]
+        assert not refused, refused
     finally:
         operator.stop()
         if existed.returncode != 0:
