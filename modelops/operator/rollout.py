@@ -125,11 +125,28 @@ class _Pass:
         target = self.records.get((rec or {}).get("predecessor") or "")
         return target if usable_target(target) else None
 
-    def breaching(self, rec: Mapping[str, Any]) -> bool:
+    def verdict(self, revision: str) -> dict[str, Any]:
+        """The latest judged window about `revision`: this pass's decision, else the one
+        kept in status.analysis (most passes carry no decision)."""
+        d = self.inp.decision
+        if d is not None and (d.revision or self.inp.status.get("servingRevision")) == revision:
+            return {"result": d.result, "consecutiveBreaches": d.consecutive_breaches,
+                    "reason": d.reason, "message": d.message}
         analysis = self.st.get("analysis") or {}
-        return bool(rec.get("rollbackDue")) or (
-            analysis.get("revision") == rec["revision"]
-            and (analysis.get("consecutiveBreaches") or 0) > 0)
+        return analysis if analysis.get("revision") == revision else {}
+
+    def breaching(self, rec: Mapping[str, Any]) -> bool:
+        return bool(rec.get("rollbackDue")) or int(
+            self.verdict(rec["revision"]).get("consecutiveBreaches") or 0) > 0
+
+    def warm_behind(self, current: dict, new: dict) -> dict | None:
+        """The rollback target kept warm behind `new`: the serving revision, else its own
+        target, else `new`'s earlier one; healthy ones first, a breaching one only if there is
+        nothing else (a revision degraded after promotion is still the last good one)."""
+        candidates = [current, self.target_of(current), self.target_of(new)]
+        good = [c for c in candidates if usable_target(c) and c is not new]
+        healthy = [c for c in good if not self.breaching(c)]
+        return (healthy or good or [None])[0]
 
     def serve(self, rec: dict) -> None:
         self.st["servingRevision"], self.st["servingVersion"] = rec["revision"], rec["version"]
@@ -268,8 +285,7 @@ class _Pass:
 
     def switch(self, current: dict, new: dict) -> None:
         """A rollout (or a revert to a promoted revision) reaches the Service."""
-        keep_warm = current if usable_target(current) and not self.breaching(current) \
-            else self.target_of(current)
+        keep_warm = self.warm_behind(current, new)
         if current["phase"] not in BAD:
             self.phase(current, RETIRED, "ReplacedByNewerRevision")
         if new.get("promotedAt"):
@@ -367,10 +383,11 @@ class _Pass:
         """Promote after the bake window with enough judged windows, else hold and say why."""
         version = rec["version"]
         if rec["phase"] == PROMOTED:
-            d = self.decision
-            if d is not None and d.result == "Failed":
-                self.say("Degraded", d.reason, f"version {version} is promoted (no automatic "
-                         f"rollback): {d.message}")
+            last = self.verdict(rec["revision"])
+            if last.get("result") == "Failed":  # until a window passes, not just this pass
+                self.say("Degraded", last.get("reason") or "ErrorRateAboveThreshold",
+                         f"version {version} is promoted (no automatic rollback): "
+                         f"{last.get('message') or 'its last window failed'}")
             self.say("Serving", "Serving", f"version {version} is serving")
             return
         started = parse_iso(rec.get("bakeStartedAt")) or self.now

@@ -209,10 +209,6 @@ def test_rollout_states(cluster, control_plane, exporter, namespace):
     check(_when(cluster, ns, name, ("Ready", "False", "Suspended")), "suspended")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect after the rollout-state rewrite (issue 10): a v3 that breaches after v1 was "
-    "Degraded and recovered is not rolled back to v1 (analysis says 'roll back', the planner "
-    "holds); to be fixed next, see the closing note"))
 def test_analysis_states(cluster, control_plane, exporter, namespace):
     ns, ip = namespace, exporter.server.server_address[0]
     exporter.error_share[("churn", "1")] = 0.0

@@ -235,15 +235,51 @@ def test_first_version_breach_has_nothing_to_roll_back_to():
     assert world.condition("Degraded") == ("True", "NoPreviousVersion")
 
 
-def test_breach_after_promotion_only_degrades():
+def _judge(world: World, decision: Decision, seconds: float = 10):
+    """One window as the handler records it: the decision, then status.analysis."""
+    plan = world.step(seconds, decision=decision)
+    world.status["analysis"] = {
+        "revision": world.status["servingRevision"], "result": decision.result,
+        "consecutiveBreaches": decision.consecutive_breaches, "reason": decision.reason,
+        "message": decision.message}
+    return plan
+
+
+def test_breach_after_promotion_only_degrades_until_a_window_passes():
     world = World()
     v1 = serving_v1(world)
-    plan = world.step(10, decision=FAIL)
+    plan = _judge(world, FAIL)
     assert plan.service_revision == v1
     assert world.condition("Degraded") == ("True", "ErrorRateAboveThreshold")
     assert world.condition("Ready")[0] == "True"
-    world.step(10, decision=PASS)
+    for _ in range(3):  # passes between windows carry no decision: Degraded stays
+        world.step(1)
+        assert world.condition("Degraded") == ("True", "ErrorRateAboveThreshold")
+    _judge(world, PASS)
+    world.step(1)
     assert world.condition("Degraded") is None
+
+
+@pytest.mark.parametrize("recovered", [True, False])
+def test_v3_after_v1_degraded_after_promotion_still_rolls_back_to_v1(recovered):
+    """The cluster test's sequence: v1 promoted, Degraded (and recovered or not), then v3
+    breaches during its bake: v1 is v3's rollback target either way (the last good one)."""
+    world = World()
+    v1 = serving_v1(world)
+    _judge(world, replace(FAIL, rollback=False, consecutive_breaches=1))
+    if recovered:
+        _judge(world, PASS)
+    world.apply(version="3", sha256=SHA_C)
+    v3 = world.revision("3", SHA_C)
+    world.step(1)
+    world.ready.add(v3)
+    plan = world.step(1)
+    assert plan.service_revision == v3 and world.record(v3)["predecessor"] == v1
+    assert plan.deployments[v1][1] == 2, "v1 stays warm"
+    plan = _judge(world, FAIL)
+    assert plan.service_revision == v1
+    assert world.condition("Stalled") == ("True", "RolledBack")
+    assert world.status["servingVersion"] == "1"
 
 
 def test_suspend_touches_nothing():

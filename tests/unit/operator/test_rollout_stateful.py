@@ -67,6 +67,7 @@ class PlannerMachine(RuleBasedStateMachine):
                                         failure=self.failures.get(rev, ""))
                      for rev, n in self.replicas.items()}
         old_history = list(self.status.get("history") or [])
+        before_serving = self.record(self.status.get("servingRevision"))
         plan = plan_model(PlanInput(name="iris", spec=parse_model(raw),
                                     generation=self.generation, status=self.status,
                                     observed=self.seen, now=self.now,
@@ -74,6 +75,7 @@ class PlannerMachine(RuleBasedStateMachine):
         assert raw == before, "the planner never writes the spec"
         self.check_history(old_history, plan.status["history"])
         self.status, self.plan = plan.status, plan
+        self.check_rollback_target(before_serving)
         for rev, (_, n) in plan.deployments.items():
             self.replicas[rev] = n
             self.ready[rev] = min(self.ready.get(rev, 0), n)
@@ -87,6 +89,8 @@ class PlannerMachine(RuleBasedStateMachine):
         token = self.annotations.get(contract.ANNOTATION_RETRY, "")
         if self.blocked and (self.blocked[0] != spec.revision or self.blocked[1] != token):
             self.blocked = None
+        kept = {rec["revision"] for rec in self.status.get("revisions") or []}
+        self.ever_served &= kept  # a dropped record's revision, re-applied, starts afresh
         for rec in self.status.get("revisions") or []:
             if rec.get("servedAt"):
                 self.ever_served.add(rec["revision"])
@@ -181,9 +185,11 @@ class PlannerMachine(RuleBasedStateMachine):
         must_roll_back = (decision.rollback and rev == serving and rec is not None
                           and rec["phase"] in ON_PROBATION and healthy
                           and not self.fields["suspend"] and self.fields["replicas"] > 0)
-        self.status = {**self.status,
-                       "analysis": {"revision": rev, "consecutiveBreaches": count}}
         self.step(10, decision=decision)
+        # as the handler does: the window is kept in status.analysis for the passes after it
+        self.status = {**self.status, "analysis": {
+            "revision": rev, "consecutiveBreaches": count, "result": result,
+            "reason": decision.reason, "message": decision.message}}
         if must_roll_back:
             assert self.status["servingRevision"] != serving, \
                 "a breaching revision with a healthy predecessor is rolled back"
@@ -204,6 +210,31 @@ class PlannerMachine(RuleBasedStateMachine):
             if (old + new[len(new) - added:])[-HISTORY_LIMIT:] == new:
                 return
         raise AssertionError("history entries never change once written")
+
+    def check_rollback_target(self, before: dict | None) -> None:
+        """A revision rolled out behind one that served well keeps a rollback target, even
+        if the one before breached (degraded after promotion, recovered or not)."""
+        now = self.record(self.status.get("servingRevision"))
+        if before is None or now is None or now["revision"] == before["revision"]:
+            return
+        if (self.record(before["revision"]) or {}).get("phase") in (None, "RolledBack", "Failed"):
+            return  # a rollback (the bad revision may be dropped at once), not a rollout
+        if now["phase"] == "Baking" and not now.get("promotedAt") \
+                and before.get("servedAt") and before["phase"] not in ("RolledBack", "Failed"):
+            assert now.get("predecessor"), (before, now)
+
+    @invariant()
+    def promoted_and_failing_is_degraded(self):
+        """Degraded stays while the last window about a promoted serving revision failed."""
+        serving = self.record(self.status.get("servingRevision"))
+        analysis = self.status.get("analysis") or {}
+        by_type = {c["type"]: c["status"] for c in self.status["conditions"]}
+        if serving and serving["phase"] == "Promoted" and not self.fields["suspend"] \
+                and self.seen.get(serving["revision"], RevisionState()).available \
+                and self.fields["replicas"] > 0 \
+                and analysis.get("revision") == serving["revision"] \
+                and analysis.get("result") == "Failed" and by_type.get("Ready") == "True":
+            assert by_type.get("Degraded") == "True", self.status["conditions"]
 
     @invariant()
     def conditions_agree(self):
