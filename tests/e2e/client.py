@@ -7,8 +7,14 @@
         or MAX-SECONDS pass (bounded either way). A BAD-SHARE fraction of rows has a negative
         first feature. Prints {"codes": {code: count}, "errors": [[seconds, code, detail]...],
         "requests": n, "seconds": elapsed}; code 0 means no HTTP answer (connection failed).
+    keepalive HOST PATH CONCURRENCY MAX-SECONDS
+        Open Inference Protocol v2 infer requests from CONCURRENCY threads, each over ONE
+        persistent HTTP/1.1 connection (as requests.Session, Go and Java clients do), reopened
+        only when the server closes it. Prints {"answers": [[epoch-seconds, model_version]...],
+        "codes": {...}, "errors": [...], "connections": n opened}.
 """
 
+import http.client
 import json
 import random
 import sys
@@ -72,10 +78,53 @@ def load(url, concurrency, max_seconds, bad_share):
                       "seconds": round(time.monotonic() - started, 3)}))
 
 
+def keepalive(host, path, concurrency, max_seconds):
+    lock = threading.Lock()
+    answers, codes, errors, opened = [], {}, [], [0]
+    started = time.monotonic()
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                                   "data": GOOD_ROW}]})
+    stop = threading.Event()
+
+    def worker():
+        connection = http.client.HTTPConnection(host, timeout=5.0)
+        while not stop.is_set() and time.monotonic() - started < max_seconds:
+            if connection.sock is None:
+                with lock:
+                    opened[0] += 1
+            try:
+                connection.request("POST", path, body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                code, text = response.status, response.read().decode()
+                if response.will_close:
+                    connection.close()  # the server said Connection: close
+            except Exception as failure:  # noqa: BLE001 - any transport failure counts as 0
+                connection.close()
+                code, text = 0, repr(failure)
+            with lock:
+                codes[code] = codes.get(code, 0) + 1
+                if code == 200:
+                    answers.append([round(time.time(), 3), json.loads(text)["model_version"]])
+                elif len(errors) < MAX_ERRORS_KEPT:
+                    errors.append([round(time.monotonic() - started, 3), code, text[:200]])
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    for thread in threads:
+        thread.join(max_seconds + 10)
+    stop.set()
+    print(json.dumps({"answers": answers, "codes": codes, "errors": errors,
+                      "connections": opened[0]}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "load":
         load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+    elif sys.argv[1] == "keepalive":
+        keepalive(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     else:
-        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load")
+        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive")

@@ -82,6 +82,16 @@ class ClientPod:
                                    stderr=subprocess.PIPE, text=True)
         return Load(process, max_seconds)
 
+    def start_keepalive(self, host: str, path: str, *, concurrency: int,
+                        max_seconds: float) -> Load:
+        """Persistent-connection v2 traffic (client.py `keepalive`); stop() returns answers."""
+        argv = [str(self.access.bin_dir / "kubectl"), f"--kubeconfig={self.access.kubeconfig}",
+                *self._exec("keepalive", host, path, str(concurrency), str(max_seconds),
+                            stdin=True)]
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        return Load(process, max_seconds)
+
     def _exec(self, *args: str, stdin: bool = False) -> list[str]:
         flags = ["-i"] if stdin else []
         return ["exec", *flags, "-n", self.namespace, CLIENT_POD, "--",
