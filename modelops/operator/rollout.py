@@ -162,6 +162,7 @@ class _Pass:
                      "action and the bake clock is stopped")
             return self.plan(touch=False)
         self.resume()
+        self.adopt_legacy()
         desired = self.desired()
         self.manual_rollback(desired)
         self.judge()
@@ -178,6 +179,19 @@ class _Pass:
             for key in ("bakeStartedAt", "changedAt"):
                 if rec.get(key):
                     rec[key] = iso(parse_iso(rec[key]) + self.now - since)
+
+    def adopt_legacy(self) -> None:
+        """A Model served by an operator from before revision records (an upgrade): status
+        names a serving revision with no record. Its Deployment keeps the Service until the
+        spec's revision is ready (see `plan`), so upgrading the operator is not an outage."""
+        rev = self.st.get("servingRevision")
+        if self.records or not rev or rev == self.spec.revision or "legacyRevision" in self.st:
+            return
+        if self.observed(rev).available:
+            self.st["legacyRevision"] = rev
+            self.event("Normal", "Adopted", f"Version {self.st.get('servingVersion')} "
+                       f"(Deployment from an earlier operator) keeps serving until revision "
+                       f"{self.spec.revision} is ready")
 
     def desired(self) -> dict:
         """The record of the revision the spec asks for; a retry token unblocks it."""
@@ -445,10 +459,12 @@ class _Pass:
             self.records = {r: rec for r, rec in self.records.items() if r in keep}
             deployments = {rev: (self.spec.from_record(self.records[rev]), n)
                            for rev, n in keep.items()}
-            delete = sorted(rev for rev in self.inp.observed if rev not in keep)
+            delete = sorted(rev for rev in self.inp.observed if rev not in keep
+                            and rev != st.get("legacyRevision"))
         st["revisions"] = list(self.records.values())
         self.summary()
-        service = self.failover or st.get("servingRevision") or self.spec.revision
+        service = self.failover or self.legacy_service() or st.get("servingRevision") \
+            or self.spec.revision
         st["conditions"] = model_conditions(
             self.outcome, self.decision, self.inp.status.get("conditions") or [],
             now=iso(self.now), generation=self.inp.generation)
@@ -456,6 +472,14 @@ class _Pass:
         version = (self.records.get(service) or {}).get("version", self.spec.version)
         return Plan(deployments=deployments, delete=delete, service_revision=service,
                     service_version=version, status=st, events=self.events)
+
+    def legacy_service(self) -> str | None:
+        """The adopted legacy revision while the spec's one has not served; dropped after."""
+        legacy = self.st.get("legacyRevision")
+        if legacy and (served(self.serving()) or not self.observed(legacy).ready):
+            self.st.pop("legacyRevision")
+            return None
+        return legacy
 
     def summary(self) -> None:
         """The flat fields printer columns, the CLI and the monitor read."""

@@ -75,3 +75,63 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
     finally:
         operator.stop()
     assert "Traceback" not in operator.log(), operator.log()[-4000:]
+
+
+LEGACY = "0123456789"  # a revision hash as an earlier operator computed it
+
+
+def _make_legacy(cluster: Cluster, ns: str, name: str, revision: str) -> None:
+    """Rewrite a served Model into what an operator from before revision records left behind:
+    its Deployment named by an older revision hash, the Service selecting it, and a status
+    with servingRevision but no `revisions` records."""
+    apps = cluster.apps
+    current = apps.read_namespaced_deployment(f"{name}-{revision}", ns)
+    body = apps.api_client.sanitize_for_serialization(current)
+    body["metadata"] = {"name": f"{name}-{LEGACY}", "namespace": ns,
+                        "labels": {**body["metadata"]["labels"], contract.LABEL_REVISION: LEGACY},
+                        "ownerReferences": body["metadata"]["ownerReferences"]}
+    body.pop("status", None)
+    for labels in (body["spec"]["selector"]["matchLabels"], body["spec"]["template"]["metadata"]["labels"]):
+        labels[contract.LABEL_REVISION] = LEGACY
+    apps.create_namespaced_deployment(ns, body)
+    wait_for(lambda: cluster.mark_pods_ready(ns, name, LEGACY) == 2, what="legacy pods")
+    apps.delete_namespaced_deployment(f"{name}-{revision}", ns)
+    wait_for(lambda: revision not in cluster.deployments(ns, name), what="v1 Deployment gone")
+    cluster.core.patch_namespaced_service(name, ns, {"spec": {"selector": {
+        contract.LABEL_REVISION: LEGACY}}})
+    cluster.custom.patch_namespaced_custom_object_status(
+        contract.API_GROUP, contract.API_VERSION, ns, contract.MODEL_PLURAL, name,
+        {"status": {"revisions": None, "servingRevision": LEGACY, "servingVersion": "1"}},
+        _content_type="application/merge-patch+json")
+
+
+def test_operator_upgrade_from_status_without_revision_records_is_not_an_outage(
+        control_plane, crds, namespace, tmp_path):
+    """Issue 10's migration: the upgraded operator adopts the legacy Deployment; the Service
+    stays on it until the spec's revision is ready, then moves, then the legacy one goes."""
+    cluster, ns = Cluster(control_plane.api_client()), namespace
+    log = tmp_path / "operator.log"
+    operator = OperatorProcess(control_plane.kubeconfig, log).start()
+    cluster.create(ns, _model("iris"))
+    v1 = _revision()
+    wait_for(lambda: v1 in cluster.deployments(ns, "iris"), what="v1 Deployment")
+    wait_for(lambda: cluster.mark_pods_ready(ns, "iris", v1) == 2, what="v1 pods")
+    wait_for(lambda: cluster.condition(ns, "iris") == ("True", "Serving"), what="v1 serving")
+    operator.kill()
+    _make_legacy(cluster, ns, "iris", v1)
+    operator = OperatorProcess(control_plane.kubeconfig, log).start()
+    try:
+        wait_for(lambda: v1 in cluster.deployments(ns, "iris"), what="the spec's revision made")
+        wait_for(lambda: ("Normal", "Adopted") in cluster.events(ns, "iris", ours_only=True),
+                 what="the Adopted Event")
+        for _ in range(5):  # while v1's pods are not ready, traffic stays on the legacy pods
+            assert cluster.service_revision(ns, "iris") == LEGACY
+            assert LEGACY in cluster.deployments(ns, "iris")
+            time.sleep(1)
+        wait_for(lambda: cluster.mark_pods_ready(ns, "iris", v1) == 2, what="v1 pods again")
+        wait_for(lambda: cluster.service_revision(ns, "iris") == v1, what="Service on v1")
+        wait_for(lambda: LEGACY not in cluster.deployments(ns, "iris"), what="legacy deleted")
+        wait_for(lambda: cluster.condition(ns, "iris") == ("True", "Serving"), what="Serving")
+        assert "legacyRevision" not in cluster.model(ns, "iris")["status"]
+    finally:
+        operator.stop()

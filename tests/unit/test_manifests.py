@@ -183,7 +183,7 @@ def test_spec_defaults(kind, expected):
 
 @pytest.mark.parametrize("kind,fields", [
     (contract.MODEL_KIND, {"observedGeneration", "mlflow", "desiredVersion", "servingVersion", "lastGoodVersion",
-                           "servingRevision", "servingSince", "lastGoodRevision", "rollout",
+                           "servingRevision", "legacyRevision", "servingSince", "lastGoodRevision", "rollout",
                            "url", "rollback", "analysis", "history", "conditions",
                            "desiredRevision", "rollbackRequest", "suspendedAt", "revisions"}),
     (contract.PIPELINE_KIND, {"observedGeneration", "url", "steps", "conditions"}),

@@ -569,3 +569,32 @@ def test_retry_token_unblocks_a_rolled_back_revision():
     plan = world.step(1)
     assert plan.service_revision == v2
     assert world.record(v2)["phase"] == "Baking"
+
+
+def test_operator_upgrade_keeps_the_legacy_deployment_serving_until_the_new_revision_is_ready():
+    """Status written by an operator from before revision records: a serving revision with no
+    record. The Service stays on it and its Deployment is kept until the spec's revision is
+    ready; then traffic moves and the legacy Deployment is deleted."""
+    world, legacy = World(), "0123456789"
+    world.status = {"servingRevision": legacy, "servingVersion": "1", "lastGoodVersion": "1",
+                    "history": [{"version": "1", "phase": "Promoted"}]}
+    world.existing, world.ready = {legacy}, {legacy}
+    v1 = world.revision("1", SHA_A)
+    plan = world.step(1)
+    assert plan.service_revision == legacy and legacy not in plan.delete
+    assert ("Normal", "Adopted") in [(t, r) for t, r, _ in plan.events]
+    plan = world.step(30)
+    assert plan.service_revision == legacy and legacy not in plan.delete
+    world.ready.add(v1)
+    plan = world.step(1)
+    assert plan.service_revision == v1
+    plan = world.step(1)
+    assert legacy in plan.delete and "legacyRevision" not in world.status
+
+
+def test_operator_upgrade_with_the_legacy_deployment_gone_starts_afresh():
+    world = World()
+    world.status = {"servingRevision": "0123456789", "servingVersion": "1"}
+    plan = world.step(1)
+    assert plan.service_revision == world.revision("1", SHA_A)
+    assert "legacyRevision" not in world.status
