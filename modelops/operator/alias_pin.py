@@ -6,6 +6,9 @@ status.mlflow record, the Events and the conditions to set. AliasMoved comes fro
 mlflow_alias.decide; AliasResolved says whether the last lookup worked. A failed lookup keeps the
 recorded version serving (AliasResolved=False with the server's reason); with no recorded version
 there is nothing to serve, so `spec` is None and the pass reports Ready=False instead of planning.
+The sha256 pin applies to the model file of the version served: status.mlflow records the
+sha256 the version was pinned with, and a changed spec.artifact.sha256 while the alias points
+elsewhere accepts the move (it pins the new version's file), whatever aliasRollout says.
 `AliasCache` keeps each answer (or failure) for a TTL, so a 1 s tick does not call the tracking
 server on every pass; `resolver` binds it to resolve_alias with the operator's settings.
 """
@@ -53,12 +56,15 @@ def pin(spec: ModelSpec, status: Mapping[str, Any], annotations: Mapping[str, st
     except StartupFailure as failure:
         return _unresolved(spec, recorded, status, failure)
     policy = ma.policy_of(source.alias_rollout if source else "", annotations)
+    if recorded.get("sha256") not in (None, "", spec.artifact.sha256):
+        policy = "Auto"  # a new sha256 pins the new version's file: the move is accepted
     decision = ma.decide(uri, recorded, current, policy)
+    record = {**decision.status, "sha256": spec.artifact.sha256}
     conditions: dict[str, Any] = {RESOLVED: (TRUE, "Resolved", f"{uri} is version {current}")}
     if decision.condition is not None:
         moved = decision.condition
         conditions[ma.CONDITION_MOVED] = (moved["status"], moved["reason"], moved["message"])
-    return Pinned(ma.pinned_spec(spec, decision.serve_version), decision.status,
+    return Pinned(ma.pinned_spec(spec, decision.serve_version), record,
                   [decision.event] if decision.event else [], conditions)
 
 

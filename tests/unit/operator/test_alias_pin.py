@@ -116,7 +116,8 @@ def test_other_uris_pass_through_and_lose_the_alias_record():
 def test_report_writes_the_record_and_conditions():
     pinned = alias_pin.pin(spec_of(), {}, {}, answers("3"))
     status = alias_pin.report({"servingVersion": "1"}, pinned, now="t", generation=4)
-    assert status["mlflow"] == {"alias": "iris@champion", "version": "3", "aliasVersion": "3"}
+    assert status["mlflow"] == {"alias": "iris@champion", "version": "3", "aliasVersion": "3",
+                                "sha256": SHA}
     types = {c["type"]: (c["status"], c["observedGeneration"]) for c in status["conditions"]}
     assert types == {"AliasMoved": ("False", 4), "AliasResolved": ("True", 4)}
 
@@ -189,3 +190,19 @@ def test_settings_read_the_ttl_once():
     from modelops.operator.settings import OperatorSettings
     s = OperatorSettings.from_env({"MODELOPS_OPERATOR_MLFLOW_ALIAS_TTL_SECONDS": "2.5"})
     assert s.mlflow_alias_ttl_seconds == 2.5 and OperatorSettings().mlflow_alias_ttl_seconds == 30.0
+
+
+@pytest.mark.parametrize("case, record_sha, spec_sha, now, uri", [
+    ("moved, sha256 unchanged: Manual holds", SHA, SHA, "4", "models:/iris/3"),
+    ("moved, new sha256 accepts it", SHA, "b" * 64, "4", "models:/iris/4"),
+    ("not moved, new sha256: same version", SHA, "b" * 64, "3", "models:/iris/3"),
+    ("record from before sha256 was kept", None, "b" * 64, "4", "models:/iris/3"),
+])
+def test_a_new_sha256_accepts_a_moved_alias(case, record_sha, spec_sha, now, uri):
+    status = recorded("3")
+    if record_sha:
+        status["mlflow"]["sha256"] = record_sha
+    spec = parse_model({"version": "1", "artifact": {"uri": URI, "sha256": spec_sha}})
+    pinned = alias_pin.pin(spec, status, {}, answers(now))
+    assert pinned.spec.artifact.uri == uri, case
+    assert pinned.mlflow["sha256"] == spec_sha and pinned.spec.artifact.sha256 == spec_sha
