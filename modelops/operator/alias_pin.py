@@ -77,7 +77,8 @@ def _unresolved(spec: ModelSpec, recorded: Mapping[str, str], status: Mapping[st
     before = next((c for c in status.get("conditions") or [] if c.get("type") == RESOLVED), {})
     new = before.get("status") != FALSE or before.get("reason") != failure.reason
     if served:
-        note = f"{spec.artifact.uri} could not be resolved ({message}); still serving version {served}"
+        note = (f"{spec.artifact.uri} could not be resolved ({message}); "
+                f"still serving version {served}")
         return Pinned(ma.pinned_spec(spec, served), None,
                       [("Warning", REASON_UNRESOLVED, note)] if new else [], conditions)
     note = f"{spec.artifact.uri} could not be resolved and no version was recorded: {message}"
