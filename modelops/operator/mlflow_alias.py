@@ -86,8 +86,9 @@ def decide(uri: str, recorded: Mapping[str, str] | None, current: str, policy: s
     if before.get("aliasVersion") == current:  # already reported
         return AliasDecision(served, status)
     return AliasDecision(served, status, ("Warning", REASON_MOVED,
-                         f"models:/{name}@{alias} moved from version {served} to {current}; still "
-                         f"serving {served} (aliasRollout: Manual; set Auto or pin the version)"),
+                         f"models:/{name}@{alias} moved from version {served} to {current}; "
+                         f"still serving {served} (aliasRollout: Manual; set Auto, or set "
+                         "spec.artifact.sha256 to the new version's model file)"),
                          _condition("True", REASON_MOVED,
                                     f"{alias} is version {current}, serving {served}"))
 

@@ -35,6 +35,11 @@ class OperatorSettings:
     """MODELOPS_OPERATOR_CLUSTER_DOMAIN: DNS suffix used in Service URLs."""
     max_workers: int = 20
     """MODELOPS_OPERATOR_MAX_WORKERS: threads that run synchronous handlers."""
+    mlflow_alias_ttl_seconds: float = 30.0
+    """MODELOPS_OPERATOR_MLFLOW_ALIAS_TTL_SECONDS: how long a resolved models:/<name>@<alias> is
+    reused before the tracking server is asked again (how soon a moved alias is noticed)."""
+    mlflow_timeout_seconds: float = 5.0
+    """MODELOPS_OPERATOR_MLFLOW_TIMEOUT_SECONDS: timeout of one alias lookup."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OperatorSettings":

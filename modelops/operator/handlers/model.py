@@ -21,7 +21,7 @@ import kopf
 from kubernetes.client.rest import ApiException
 
 from modelops import contract
-from modelops.operator import kube, metrics
+from modelops.operator import alias_pin, kube, metrics
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
 from modelops.operator.children import APPLIER, ChildConflict, ChildRejected, rejection, role_changes
@@ -61,6 +61,8 @@ def next_pass_in(body: Mapping[str, Any], tick: float) -> float:
 
 
 QUEUE = WorkQueue("models", SETTINGS.max_workers, model_pass)
+ALIASES = alias_pin.AliasCache(alias_pin.resolver(SETTINGS.mlflow_timeout_seconds),
+                               SETTINGS.mlflow_alias_ttl_seconds)
 
 
 @kopf.on.cleanup()
@@ -119,9 +121,14 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
         _write_invalid(body, str(error))
         return
     key = (meta["namespace"], meta["name"])
+    status, now = dict(body.get("status") or {}), time.time()
+    pinned = alias_pin.pin(spec, status, meta.get("annotations") or {}, ALIASES)
+    if pinned.spec is None:  # an alias never resolved: nothing to serve yet
+        _write_unresolved(body, status, pinned, now)
+        return
+    spec = pinned.spec  # models:/<name>@<alias> -> models:/<name>/<version>
     pods = read(indexes["modelops_pods"], key)
     deployments = read(indexes["modelops_deployments"], key)
-    status, now = dict(body.get("status") or {}), time.time()
     decision, analysis = None, None
     if not spec.suspend:  # scrapes and decides only when due
         decision, analysis = MONITOR.evaluate(uid=meta["uid"], namespace=key[0], name=key[1],
@@ -130,18 +137,27 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
                                 status=status, observed=revision_states(deployments, pods),
                                 now=now, annotations=dict(meta.get("annotations") or {}),
                                 decision=decision))
-    if analysis is not None:
-        plan.status["analysis"] = analysis
-    plan.status["url"] = (f"http://{service_host(key[1], key[0], SETTINGS.cluster_domain)}"
-                          f"/v2/models/{key[1]}/infer")
-    with_child_error(plan.status, CHILD_ERRORS.get(meta["uid"]), status.get("conditions") or [],
-                     now=iso(now),
-                     generation=meta["generation"])
+    _complete_status(body, plan, analysis, pinned, status, now)
     if not _write_status(body, status, plan.status):
         return
     _post(body, plan, decision)
     if not spec.suspend:
         _children(body, plan, deployments, pods, indexes, logger)
+
+
+def _complete_status(body, plan: Plan, analysis, pinned: alias_pin.Pinned, status: dict,
+                     now: float) -> None:
+    """The plan's status plus the analysis, the URL, the alias pin and a refused child."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if analysis is not None:
+        plan.status["analysis"] = analysis
+    plan.status["url"] = (f"http://{service_host(name, namespace, SETTINGS.cluster_domain)}"
+                          f"/v2/models/{name}/infer")
+    alias_pin.report(plan.status, pinned, now=iso(now), generation=meta["generation"])
+    plan.events.extend(pinned.events)
+    with_child_error(plan.status, CHILD_ERRORS.get(meta["uid"]), status.get("conditions") or [],
+                     now=iso(now), generation=meta["generation"])
 
 
 def _children(body, plan: Plan, deployments, pods, indexes, logger) -> None:
@@ -251,6 +267,17 @@ def _report(body, logger, child: dict, result: str | None) -> None:
     logger.info(f"{result.capitalize()} {kind} {name}")
     kopf.event(body, type="Normal", reason=f"{kind}{result.capitalize()}",
                message=f"{result.capitalize()} {kind} {name}")
+
+
+def _write_unresolved(body: Mapping[str, Any], status: dict, pinned: alias_pin.Pinned,
+                      now: float) -> None:
+    """An alias never resolved: only the conditions saying why (no children are planned)."""
+    generation = body["metadata"]["generation"]
+    new = alias_pin.report({**status, "observedGeneration": generation}, pinned, now=iso(now),
+                           generation=generation)
+    if _write_status(body, status, new):
+        for type_, reason, message in pinned.events:
+            kopf.event(body, type=type_, reason=reason, message=message)
 
 
 def _write_invalid(body: Mapping[str, Any], message: str) -> None:
