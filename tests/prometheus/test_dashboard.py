@@ -1,10 +1,11 @@
 """Every query of the Grafana dashboard against a real Prometheus scraping real serving processes.
 
-Four `python -m modelops.serving` processes (gunicorn) run on loopback: iris versions 1 and 2
+Five `python -m modelops.serving` processes (gunicorn) run on loopback: iris versions 1 and 2
 (version 2 one-hot encodes its features, so a value it never saw makes the model itself
-raise: a real 500), a `risk` model, and a pipeline router chaining iris -> risk. A fifth process
+raise: a real 500), a `risk` model, a `petal` regressor, and a pipeline router chaining
+iris -> risk; iris 1 and petal get true labels back through real feedback tokens. A sixth process
 exports the operator's own metrics (its real metric definitions) and records one rollback of
-iris 2 -> 1. Prometheus scrapes all five every second while a bounded scenario sends traffic;
+iris 2 -> 1. Prometheus scrapes all six every second while a bounded scenario sends traffic;
 then every panel and annotation query runs through /api/v1/query with the dashboard variables
 substituted, and the main panels are rendered to a PNG (copied to docs/dashboard.png when
 MODELOPS_UPDATE_SCREENSHOT=1). Every process started here is stopped by its PID.
@@ -29,7 +30,7 @@ import pytest
 import requests
 import yaml
 from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -113,6 +114,17 @@ class Fleet:
             _stop(process)
 
 
+def _petal_data():
+    """Petal width from the other three iris measurements: the `petal` regressor's data."""
+    features = load_iris().data
+    return features[:, :3], features[:, 3]
+
+
+def _feedback(work: Path, name: str) -> dict[str, str]:
+    """Feedback on: a key (as from the Model's Secret) and a directory for the seen-set."""
+    return {c.ENV_FEEDBACK_KEY: "k" * 40, c.ENV_ARTIFACT_DIR: str(work / f"{name}.artifact")}
+
+
 def _artifact(path: Path, estimator) -> dict[str, str]:
     joblib.dump(estimator, path)
     return {c.ENV_ARTIFACT_URI: f"file://{path}",
@@ -123,8 +135,12 @@ def start_fleet(work: Path) -> Fleet:
     features, species = load_iris(return_X_y=True)
     with_species = np.column_stack([features, species])
     fleet = Fleet(work)
-    iris = fleet.start("iris-1", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "1", **_artifact(
+    iris = fleet.start("iris-1", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "1",
+                                  **_feedback(work, "iris-1"), **_artifact(
         work / "iris-1.joblib", LogisticRegression(max_iter=1000).fit(features, species))})
+    fleet.start("petal-1", {c.ENV_MODEL_NAME: "petal", c.ENV_MODEL_VERSION: "1",
+                            **_feedback(work, "petal-1"), **_artifact(
+        work / "petal-1.joblib", LinearRegression().fit(*_petal_data()))})
     strict = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression(max_iter=1000))
     fleet.start("iris-2", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "2", **_artifact(
         work / "iris-2.joblib", strict.fit(features, species))})
@@ -134,7 +150,7 @@ def start_fleet(work: Path) -> Fleet:
              {"name": "risk", "model": "risk", "url": risk, "input": "features+previous"}]
     fleet.start("triage", {c.ENV_MODE: "pipeline", c.ENV_PIPELINE_NAME: "triage",
                            c.ENV_PIPELINE_STEPS: json.dumps(steps)})
-    fleet.wait_ready(["iris-1", "iris-2", "risk-1", "triage"])
+    fleet.wait_ready(["iris-1", "iris-2", "risk-1", "triage", "petal-1"])
     fleet.start("operator", {}, lambda port: [sys.executable, "-c", OPERATOR_METRICS, str(port)])
     return fleet
 
@@ -179,11 +195,22 @@ def _send(session: requests.Session, url: str, name: str, rows: list) -> None:
     session.post(f"{url}/v1/models/{name}:predict", json={"instances": rows}, timeout=5)
 
 
+def _score(session: requests.Session, url: str, name: str, rows: list, truth: list) -> None:
+    """Predict, then send the true labels with the feedback tokens of the answer."""
+    answer = session.post(f"{url}/v1/models/{name}:predict", json={"instances": rows}, timeout=5)
+    tokens = answer.json()["feedback_tokens"]
+    scored = session.post(f"{url}/v1/models/{name}:feedback", timeout=5, json={"feedback": [
+        {"token": token, "truth": label} for token, label in zip(tokens, truth)]})
+    assert scored.status_code == 200, scored.text
+
+
 def _traffic(fleet: Fleet, seconds: float, with_v2: bool) -> None:
     session, deadline, turn = requests.Session(), time.monotonic() + seconds, 0
     while time.monotonic() < deadline:
         turn += 1
-        _send(session, fleet.urls["iris-1"], "iris", [[5.1, 3.5, 1.4, 0.2]])
+        # one label in four is wrong: accuracy about 75 %
+        _score(session, fleet.urls["iris-1"], "iris", [[5.1, 3.5, 1.4, 0.2]], [0 if turn % 4 else 1])
+        _score(session, fleet.urls["petal-1"], "petal", [[5.1, 3.5, 1.4]], [0.2 + (turn % 2) * 0.5])
         _send(session, fleet.urls["triage"], "triage", [[6.3, 3.3, 6.0, 2.5]])
         if with_v2:  # two in three requests to version 2 carry a value it never saw: a model error
             width = -0.2 if turn % 3 else 0.2
@@ -209,7 +236,7 @@ def _query_range(url: str, expr: str, window: Window) -> list[dict]:
 def scenario(stack):
     fleet, server = stack
     deadline = time.monotonic() + 60
-    while _query(server.url, "count(up == 1) == 5")["result"] == []:
+    while _query(server.url, "count(up == 1) == 6")["result"] == []:
         down = _query(server.url, "up == 0")["result"]
         assert time.monotonic() < deadline, f"targets not scraped in 60s: {down}"
         time.sleep(0.5)
@@ -258,6 +285,20 @@ def test_error_rate_panel_shows_version_2_failing_and_the_rollback(scenario):
     marks = _query_range(server.url, expand(annotation["expr"]), window)
     first = min(float(t) for s in marks for t, _ in s["values"])
     assert window.rollback - 1 <= first <= window.rollback + 5
+
+
+def test_quality_panels_show_the_accuracy_and_rmse_of_the_labels_sent(scenario):
+    _, server, _ = scenario
+    panels = {p["title"]: p for p in dashboard.load()["panels"]}
+
+    def value(title: str, model: str) -> float:
+        result = _query(server.url, expand(panels[title]["targets"][0]["expr"]))["result"]
+        return float(next(r for r in result if r["metric"]["model"] == model)["value"][1])
+
+    assert abs(value("Accuracy from feedback", "iris") - 0.75) < 0.1  # one label in four wrong
+    predicted = LinearRegression().fit(*_petal_data()).predict([[5.1, 3.5, 1.4]])[0]
+    expected = ((predicted - 0.2) ** 2 / 2 + (predicted - 0.7) ** 2 / 2) ** 0.5
+    assert abs(value("RMSE from feedback", "petal") - expected) < 0.05
 
 
 def test_screenshot_of_the_main_panels(scenario, tmp_path):
