@@ -256,12 +256,11 @@ class Sequence:
         self.until(f"the Service on {revision}", lambda: self.service() == revision and
                    self.status().get("servingRevision") == revision, timeout)
 
-    def promoted(self, revision: str, timeout: float = 40, *, last_good: bool = True) -> None:
-        """Serving and Promoted; with `last_good`, also status.lastGoodRevision (a revert to
-        an earlier promoted revision keeps the newest promotion there)."""
+    def promoted(self, revision: str, timeout: float = 40) -> None:
+        """Serving, Promoted, and status.lastGoodRevision (the rollback target) says so."""
         self.serving(revision, timeout)
-        self.until(f"{revision} promoted", lambda: self.phase(revision) == "Promoted" and (
-            not last_good or self.status().get("lastGoodRevision") == revision), timeout)
+        self.until(f"{revision} promoted", lambda: self.phase(revision) == "Promoted" and
+                   self.status().get("lastGoodRevision") == revision, timeout)
 
     def events(self) -> list[tuple[str, str]]:
         return self.cluster.events(self.ns, NAME, ours_only=True)
@@ -443,7 +442,7 @@ def test_more_history_than_the_limit_keeps_working(seq):
     for _ in range(10):  # two entries each (one Retired, one Promoted): past the limit
         serving = v1 if serving == v2 else v2
         assert seq.apply(revert[serving]) == serving
-        seq.promoted(serving, last_good=False)  # a revert to a promoted revision: no bake
+        seq.promoted(serving)  # a revert to a promoted revision: no bake, the last good one
         assert seq.phase(serving) == "Promoted"
     assert before + 2 * 10 > HISTORY_LIMIT + 4
     assert len(seq.status()["history"]) == HISTORY_LIMIT, "trimmed to the newest entries"
@@ -456,6 +455,7 @@ def test_more_history_than_the_limit_keeps_working(seq):
     assert record["toRevision"] == serving
     seq.serving(serving)
     st = seq.status()
+    assert (st["lastGoodRevision"], st["servingVersion"]) == (serving, revert[serving])
     assert len(st["history"]) == HISTORY_LIMIT and st["history"][-1]["phase"] in (
         "Promoted", "RolledBack")
     assert {r["version"] for r in st["revisions"]} <= {"1", "2", "3"}
