@@ -247,10 +247,10 @@ class Sequence:
             return wait_for(check, timeout=timeout, interval=0.2, what=what)
         except AssertionError as failure:
             st = self.status()
+            records = [(r["revision"], r["version"], r["phase"]) for r in st.get("revisions") or []]
             raise AssertionError(f"{failure}\nconditions: {self.conditions()}\nrevisions: "
-                                 f"{[(r['revision'], r['version'], r['phase']) for r in st.get('revisions') or []]}"
-                                 f"\nanalysis: {st.get('analysis')}\nrollback: {st.get('rollback')}"
-                                 ) from None
+                                 f"{records}\nanalysis: {st.get('analysis')}\nrollback: "
+                                 f"{st.get('rollback')}") from None
 
     def serving(self, revision: str, timeout: float = 40) -> None:
         self.until(f"the Service on {revision}", lambda: self.service() == revision and
