@@ -486,11 +486,22 @@ class _Pass:
         st, current = self.st, self.serving()
         st["servingSince"] = (current or {}).get("bakeStartedAt") or (current or {}).get(
             "servedAt") if served(current) else None
-        promoted = [r for r in self.records.values() if r.get("promotedAt")
-                    and r["phase"] not in BAD]
-        if promoted:
-            best = max(promoted, key=lambda r: r["promotedAt"])
-            st["lastGoodRevision"], st["lastGoodVersion"] = best["revision"], best["version"]
+        good = self.last_good(current)
+        if good:
+            st["lastGoodRevision"], st["lastGoodVersion"] = good["revision"], good["version"]
+
+    def last_good(self, current: dict | None) -> dict | None:
+        """The promoted revision a rollback would go to: the serving one if promoted (a
+        revert serves an older promotion again), else its promoted target, else the newest
+        promotion kept."""
+        target = self.target_of(current)
+        promoted = sorted((r for r in self.records.values() if r.get("promotedAt")
+                           and r["phase"] not in BAD), key=lambda r: r["promotedAt"])
+        for rec in ((current or {}).get("phase") == PROMOTED and current,
+                    target and target.get("promotedAt") and target, *promoted[::-1]):
+            if rec:
+                return rec
+        return None
 
 
 def plan_model(inp: PlanInput) -> Plan:

@@ -598,3 +598,32 @@ def test_operator_upgrade_with_the_legacy_deployment_gone_starts_afresh():
     plan = world.step(1)
     assert plan.service_revision == world.revision("1", SHA_A)
     assert "legacyRevision" not in world.status
+
+
+def test_last_good_version_follows_a_revert_and_names_the_rollback_target():
+    """Seen on the cluster tier (test_rollout_sequences): v1 and v2 promoted, spec reverted
+    to v1 (served again without a bake) still said lastGoodVersion 2, and kept saying so while
+    a v3 baked with v1 as its rollback target; the CRD calls the field the rollback target."""
+    world = World(rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    v1 = serving_v1(world)
+    world.apply(version="2", sha256=SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    world.step(1)
+    world.ready.add(world.revision("2", SHA_B))
+    world.step(1)
+    world.judged(3)
+    world.step(61)
+    assert world.status["lastGoodVersion"] == "2"
+    world.apply(version="1", sha256=SHA_A, rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    world.step(1)
+    assert world.status["servingRevision"] == v1 and world.record(v1)["phase"] == "Promoted"
+    assert (world.status["lastGoodVersion"], world.status["lastGoodRevision"]) == ("1", v1)
+    world.apply(version="3", sha256=SHA_C, rollback={"bakeWindow": "1m", "keepPrevious": 1})
+    world.step(1)
+    world.ready.add(world.revision("3", SHA_C))
+    world.step(1)
+    v3 = world.record(world.revision("3", SHA_C))
+    assert world.status["servingVersion"] == "3" and v3["predecessor"] == v1
+    assert world.status["lastGoodVersion"] == "1", "the rollback target, not the newest promotion"
+    world.step(1, decision=FAIL)
+    world.step(1)
+    assert world.status["servingRevision"] == v1 and world.status["lastGoodVersion"] == "1"
