@@ -155,8 +155,20 @@ def patch_status(plural: str, namespace: str, name: str, resource_version: str,
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
-    """A merge patch turning `old` into `new` at the top level (None deletes a key)."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch (RFC 7386) turning `old` into `new`; None deletes a key.
+
+    A merge patch merges nested objects, so a key that a nested object (status.analysis,
+    status.rollback) no longer has must be sent as None too, or the API server keeps the old
+    value (a v1 window's status.analysis.quality shown under v2's analysis)."""
+    patch: dict = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = status_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
     patch.update({k: None for k in old if k not in new})
     return patch
 
