@@ -40,8 +40,9 @@ def test_applying_the_patch_gives_the_new_status(old, new):
     assert merge_patch(old, status_patch(old, new)) == new
 
 
-def test_unchanged_status_is_an_empty_patch_and_nested_changes_stay_nested():
+def test_unchanged_keys_are_left_out_and_a_changed_one_is_sent_whole_with_its_deletions():
     assert status_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 2}}) == {}
-    assert status_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == {"a": {"c": 3}}
+    assert status_patch({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 1, "c": 3}, "d": 1}) == {
+        "a": {"b": 1, "c": 3}}
     assert status_patch({"analysis": V1_WINDOW}, {"analysis": V2_WINDOW}) == {
-        "analysis": {"revision": "r2", "quality": None}}
+        "analysis": {**V2_WINDOW, "quality": None}}
