@@ -155,10 +155,23 @@ def patch_status(plural: str, namespace: str, name: str, resource_version: str,
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
-    """A merge patch turning `old` into `new` at the top level (None deletes a key)."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch (RFC 7386) turning `old` into `new`; None deletes a key.
+
+    A changed key is sent whole, as it is in `new`; but a merge patch merges nested objects, so
+    a key that a nested object (status.analysis, status.rollback) no longer has is sent as None
+    too, or the API server keeps the old value (a v1 window's status.analysis.quality shown
+    under v2's analysis)."""
+    patch = {k: _with_deletions(old.get(k), v) for k, v in new.items() if old.get(k) != v}
     patch.update({k: None for k in old if k not in new})
     return patch
+
+
+def _with_deletions(before: Any, after: Any) -> Any:
+    if not (isinstance(before, Mapping) and isinstance(after, Mapping)):
+        return after
+    merged = {k: _with_deletions(before.get(k), v) for k, v in after.items()}
+    merged.update({k: None for k in before if k not in after})
+    return merged
 
 
 def error_message(error: ApiException) -> str:
