@@ -409,6 +409,10 @@ class _Pass:
         judged, needed = int(rec.get("judgedWindows") or 0), self.policy.min_judged_windows
         target = self.target_of(rec)
         evidence = f"{judged} of {needed} windows judged"
+        last = self.verdict(rec["revision"])
+        if target is None and last.get("result") == "Failed":  # until a window passes
+            self.say("Degraded", "NoPreviousVersion", f"{last.get('message')}; there is no "
+                     "earlier good version to roll back to")
         if left > 0 or self.breaching(rec):
             self.say("Baking", "Baking", f"version {version} is serving; automatic rollback "
                      f"stays armed for {max(int(left), 0)}s more ({evidence})")

@@ -627,3 +627,19 @@ def test_last_good_version_follows_a_revert_and_names_the_rollback_target():
     world.step(1, decision=FAIL)
     world.step(1)
     assert world.status["servingRevision"] == v1 and world.status["lastGoodVersion"] == "1"
+
+
+def test_first_version_breaching_stays_degraded_between_windows_until_one_passes():
+    world = World()
+    v1 = world.revision("1", SHA_A)
+    world.step()
+    world.ready.add(v1)
+    world.step(1)
+    _judge(world, FAIL)
+    assert world.condition("Degraded") == ("True", "NoPreviousVersion")
+    for _ in range(3):  # passes without a decision keep saying so
+        world.step(1)
+        assert world.condition("Degraded") == ("True", "NoPreviousVersion")
+    _judge(world, PASS)
+    world.step(1)
+    assert world.condition("Degraded") is None
