@@ -10,7 +10,8 @@ import time
 
 from modelops import contract
 from tests.cluster.support import wait_for
-from tests.e2e.support import apply, deploy_v1, model_manifest, pods, sha256_hex, v1_predict_url
+from tests.e2e.support import (apply, artifact_configmap, deploy_v1, model_manifest, pods,
+                               sha256_hex, v1_predict_url)
 
 # Fast analysis so a rollback decision takes seconds (the operator's tick is 5 s in deploy/).
 FAST_ROLLBACK = {"errorRateThreshold": 0.05, "window": "20s", "interval": "2s",
@@ -79,6 +80,45 @@ def test_failing_version_is_rolled_back_on_scraped_error_rate(
     assert 500 not in after["codes"] and after["codes"].get(200, 0) > 50, after
     assert after["requests"] - after["codes"][200] <= 2, after
     assert ("Warning", "RolledBack") in api.events(namespace, "flaky")
+
+
+def test_bad_version_applied_while_the_previous_one_bakes_is_rolled_back_under_load(
+        e2e_cluster, namespace, artifacts, client, record_property):
+    """Issue 10's report: v1 serving inside its bake window (10 min), v2 applied and breaking.
+    v1 stays warm, so the operator rolls back to it; measured from the client's first 500 to
+    its last one, with the share of failed requests."""
+    apply(e2e_cluster.access, namespace, artifact_configmap("artifacts", artifacts))
+    apply(e2e_cluster.access, namespace, model_manifest(
+        "baking", "1", "configMap://artifacts/good.joblib", sha256_hex(artifacts["good.joblib"]),
+        rollback=FAST_ROLLBACK))
+    api = e2e_cluster.api()
+    wait_for(lambda: api.condition(namespace, "baking", "Ready") == ("True", "Baking"),
+             timeout=240, interval=1, what="v1 serving and baking")
+    good_revision = api.service_revision(namespace, "baking")
+    load = client.start_load(v1_predict_url("baking", namespace), concurrency=2,
+                             max_seconds=300, bad_share=0.3)
+    try:
+        time.sleep(3)
+        apply(e2e_cluster.access, namespace, model_manifest(
+            "baking", "2", "configMap://artifacts/flaky.joblib",
+            sha256_hex(artifacts["flaky.joblib"]), rollback=FAST_ROLLBACK))
+        wait_for(lambda: api.condition(namespace, "baking", "Stalled") == ("True", "RolledBack"),
+                 timeout=240, interval=0.5, what="Stalled=RolledBack")
+        time.sleep(5)
+    finally:
+        during = load.stop()
+    status = api.model(namespace, "baking")["status"]
+    assert status["servingVersion"] == "1" and status["rollback"]["fromVersion"] == "2"
+    assert api.service_revision(namespace, "baking") == good_revision
+    failures = [e for e in during["errors"] if e[1] == 500]
+    assert failures, during
+    span = round(failures[-1][0] - failures[0][0], 1)
+    share = during["codes"].get(500, 0) / during["requests"]
+    record_property("seconds_first_to_last_500", span)
+    record_property("failed_share", round(share, 4))
+    print(f"\nv2 during v1's bake: 500s for {span} s (first to last), {share:.2%} of "
+          f"{during['requests']} requests failed")
+    assert span < 60, span
 
 
 def test_deleting_the_model_removes_its_pods(e2e_cluster, namespace, artifacts):
