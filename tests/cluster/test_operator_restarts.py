@@ -50,10 +50,12 @@ def test_no_child_is_lost_or_duplicated_across_operator_kills(control_plane, crd
             wait_for(lambda: cluster.mark_pods_ready(namespace, name, target) == 2,
                      what=f"{name} target pods")
             status = cluster.model(namespace, name)["status"]
-            # v1 stays (warm, or scaled to zero as the one kept previous version) only if it was
-            # ever promoted; a version that never passed its bake is deleted once replaced
-            promoted = {h["revision"] for h in status["history"] if h.get("phase") == "Promoted"}
-            expected = {target} | ({v1} & promoted)
+            # v1 stays (warm, or scaled to zero as the one kept previous version) only if it
+            # ever served without failing (a valid rollback target, promoted or not); a version
+            # that never served is deleted once replaced
+            served = {h["revision"] for h in status["history"]
+                      if h.get("phase") in ("Serving", "Baking", "Promoted")}
+            expected = {target} | ({v1} & served)
             wait_for(lambda: set(cluster.deployments(namespace, name)) == expected, timeout=30,
                      what=f"{name} Deployments {expected} (have "
                           f"{set(cluster.deployments(namespace, name))}, status {status})")

@@ -218,13 +218,14 @@ def _rolls_back(s: Scenario, rule: dict, reason: str, measure: str) -> tuple[dic
         v2 = s.serve("2")
         wait_for(lambda: s.cluster.service_revision(s.namespace, s.name) == v2, what="v2 serving")
         first_failed: list[float] = []
+        failed_analysis: list[dict] = []
 
         def rolled_back():
             status = s.status()
             analysis = status.get("analysis") or {}
-            if not first_failed and (analysis.get("revision"), analysis.get("result")) == (
-                    v2, "Failed"):
+            if (analysis.get("revision"), analysis.get("result")) == (v2, "Failed"):
                 first_failed.append(time.monotonic())
+                failed_analysis.append(analysis)  # the window that judged v2, before v1's
             return status.get("rollback")
         record = wait_for(rolled_back, timeout=90, interval=0.1, what="a rollback")
         took = time.monotonic() - feedback.first_scored_at[v2]
@@ -241,7 +242,9 @@ def _rolls_back(s: Scenario, rule: dict, reason: str, measure: str) -> tuple[dic
     stalled = s.condition("Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "RolledBack")
     assert measure in stalled["message"].lower(), stalled
-    quality = s.status()["analysis"]["quality"]
+    assert failed_analysis, "the failing window about v2 was seen in status.analysis"
+    quality = failed_analysis[-1]["quality"]  # v1's first window after it may have none yet
+    assert quality["scoredRows"] >= 100, quality
     history = s.status()["history"]
     assert [h["phase"] for h in history if h["version"] == "2"][-1] == "RolledBack"
     wait_for(lambda: ("Warning", "RolledBack") in s.cluster.events(s.namespace, s.name),
@@ -257,14 +260,15 @@ def _rolls_back(s: Scenario, rule: dict, reason: str, measure: str) -> tuple[dic
 def test_classifier_below_min_accuracy_is_rolled_back(scenario):
     s = scenario
     _rolls_back(s, {"minAccuracy": 0.8}, REASON_ACCURACY, "accuracy")
-    quality = s.status()["analysis"]["quality"]
-    # after the rollback the analysis judges v1 again: its quality is good and measured
-    assert quality["scoredRows"] >= 1 and set(quality) >= {"accuracy", "precision", "recall"}
     v1 = s.status()["servingRevision"]
     with Feedback(s, rows=25, per_second=8) as feedback:
-        wait_for(lambda: (s.status()["analysis"].get("revision") == v1
-                          and (s.status()["analysis"].get("quality") or {}).get("accuracy", 0)
-                          > 0.9), timeout=30, what="v1's accuracy in status.analysis.quality")
+        def v1_quality():
+            analysis = s.status()["analysis"]
+            quality = analysis.get("quality") or {}
+            return analysis.get("revision") == v1 and quality.get("accuracy", 0) > 0.9 and quality
+        # after the rollback the analysis judges v1 again: its quality is good and measured
+        quality = wait_for(v1_quality, timeout=30, what="v1's accuracy in status.analysis.quality")
+    assert quality["scoredRows"] >= 1 and set(quality) >= {"accuracy", "precision", "recall"}
     assert feedback.scored[v1] > 0 and not feedback.refused
     if s.prometheus is not None:
         # the counters the decision used are in Prometheus, from the serving code itself
