@@ -6,7 +6,9 @@ with the same name that something else controls, or that nobody controls, is nev
 `ChildConflict` names it (controller-runtime's `AlreadyOwnedError` rule). It remembers, per
 child, a digest of what it applied and the resourceVersions before and after, so a pass whose
 desired object and live resourceVersion are unchanged sends nothing at all (the API server's
-canonical forms of quantities never enter the comparison). `rejection` turns an API error into
+canonical forms of quantities never enter the comparison). `forget` (the child was deleted)
+wins over an apply whose response was still in flight: that record is not kept, or the next
+pass would trust a write the deletion undid. `rejection` turns an API error into
 `ChildRejected` with the API server's message when retrying cannot help (admission, quota, 422).
 """
 
@@ -93,6 +95,8 @@ class Applier:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._records: dict[tuple[str, str, str], _Record] = {}
+        self._forgotten: dict[tuple[str, str], int] = {}  # (namespace, name) -> forget number
+        self._forgets, self._in_flight = 0, 0
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -103,35 +107,52 @@ class Applier:
         key = (obj["kind"], meta["namespace"], meta["name"])
         wanted = digest(obj)
         with self._lock:
-            record = self._records.get(key)
+            record, started = self._records.get(key), self._forgets
         if record is not None and record.digest == wanted:
             if live is not None and live.get("resourceVersion") in record.versions:
                 check_owner(key[0], key[2], live, owner)
                 return None
             if live is None and self._clock() - record.at < TRUST_SECONDS:
                 return None  # our own write, not in the index yet
+        stored = None
+        with self._lock:
+            self._in_flight += 1
+        try:
+            live, stored = self._send(obj, key, owner, live)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if stored is not None and self._forgotten.get(key[1:], -1) <= started:
+                    versions = frozenset({None if live is None else live.get("resourceVersion"),
+                                          stored["resourceVersion"]})
+                    self._records[key] = _Record(wanted, versions, self._clock())
+                if not self._in_flight:
+                    self._forgotten.clear()  # a marker only matters to an apply in flight
+        if live is None:
+            return "created"
+        return "updated" if changed(live, stored, record, wanted) else None
+
+    @staticmethod
+    def _send(obj: dict, key: tuple[str, str, str], owner: Mapping[str, Any],
+              live: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, dict]:
         if live is None:
             live = kube.read_meta(key[0], key[2], key[1])
         if live is not None:
             check_owner(key[0], key[2], live, owner)
         try:
-            stored = kube.apply(obj)
+            return live, kube.apply(obj)
         except ApiException as error:
             refused = rejection(key[0], key[2], error)
             if refused is not None:
                 raise refused from None
             raise
-        before = None if live is None else live.get("resourceVersion")
-        with self._lock:
-            self._records[key] = _Record(wanted, frozenset({before, stored["resourceVersion"]}),
-                                         self._clock())
-        if live is None:
-            return "created"
-        return "updated" if changed(live, stored, record, wanted) else None
 
     def forget(self, namespace: str, names: set[str], prefix: str | None = None) -> None:
         """Drop records of one namespace's children named in `names` or starting with `prefix`."""
         with self._lock:
+            self._forgets += 1
+            if self._in_flight:
+                self._forgotten.update({(namespace, name): self._forgets for name in names})
             for key in [k for k in self._records if k[1] == namespace and (
                     k[2] in names or (prefix is not None and k[2].startswith(prefix)))]:
                 del self._records[key]

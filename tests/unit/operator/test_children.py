@@ -8,7 +8,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from modelops import contract
-from modelops.operator.children import (ChildConflict, check_owner, digest, rejection,
+from modelops.operator.children import (Applier, ChildConflict, check_owner, digest, rejection,
                                         role_changes)
 from modelops.operator.kube import meta_of
 from modelops.operator.statuswrite import with_child_error
@@ -108,3 +108,74 @@ def test_a_child_error_sets_ready_false_and_stalled_and_repeating_it_changes_not
     assert by_type["Ready"]["lastTransitionTime"] == "t0"  # still False
     again = with_child_error(dict(planned), error, first["conditions"], now="t2", generation=1)
     assert again["conditions"] == first["conditions"]
+
+
+class FakeKube:
+    """kube.read_meta / kube.apply against one dict of live objects; `during_apply` runs while
+    the request is in flight (as a watch event would, on the event loop)."""
+
+    def __init__(self):
+        self.objects, self.sent, self.during_apply = {}, 0, None
+        self.version = 0
+
+    def read_meta(self, kind, name, namespace):
+        return self.objects.get(name)
+
+    def apply(self, obj):
+        self.sent += 1
+        self.version += 1
+        stored = meta_of({"metadata": {"uid": "d-1", "resourceVersion": str(self.version),
+                                       "generation": self.version,
+                                       "ownerReferences": obj["metadata"]["ownerReferences"]}})
+        self.objects[obj["metadata"]["name"]] = stored
+        if self.during_apply:
+            self.during_apply()
+        return stored
+
+
+@pytest.fixture()
+def fake_kube(monkeypatch):
+    fake = FakeKube()
+    monkeypatch.setattr("modelops.operator.children.kube.read_meta", fake.read_meta)
+    monkeypatch.setattr("modelops.operator.children.kube.apply", fake.apply)
+    return fake
+
+
+def child(replicas=2):
+    return {"kind": "Deployment", "spec": {"replicas": replicas},
+            "metadata": {"name": "fraud-abc", "namespace": "ns", "ownerReferences": [
+                {"controller": True, "kind": "Model", "name": "fraud", "uid": "u-1"}]}}
+
+
+def test_an_idle_pass_sends_nothing_and_our_own_create_is_trusted_until_the_index_has_it(fake_kube):
+    applier = Applier()
+    assert applier.apply(child(), OWNER, None) == "created"
+    assert applier.apply(child(), OWNER, None) is None  # the index has not seen it yet
+    assert applier.apply(child(), OWNER, fake_kube.objects["fraud-abc"]) is None
+    assert fake_kube.sent == 1
+
+
+def test_a_deleted_child_is_applied_again_on_the_next_pass(fake_kube):
+    applier = Applier()
+    applier.apply(child(), OWNER, None)
+    del fake_kube.objects["fraud-abc"]
+    applier.forget("ns", {"fraud-abc"})
+    assert applier.apply(child(), OWNER, None) == "created"
+    assert fake_kube.sent == 2
+
+
+def test_a_delete_seen_while_an_apply_is_in_flight_is_not_hidden_by_that_apply(fake_kube):
+    """The apply reached the old object, the user deleted it, the watch's DELETED (forget)
+    came before the response: that response must not be trusted as the live object."""
+    applier = Applier()
+    applier.apply(child(), OWNER, None)
+    live = fake_kube.objects["fraud-abc"]
+
+    def deleted_meanwhile():
+        del fake_kube.objects["fraud-abc"]
+        applier.forget("ns", {"fraud-abc"})
+    fake_kube.during_apply = deleted_meanwhile
+    applier.apply(child(replicas=3), OWNER, live)
+    fake_kube.during_apply = None
+    assert applier.apply(child(replicas=3), OWNER, None) == "created"
+    assert "fraud-abc" in fake_kube.objects
