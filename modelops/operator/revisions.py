@@ -57,10 +57,17 @@ def new_record(spec: ModelSpec, now: float) -> dict[str, Any]:
             "predecessor": None, "retryToken": None, "replicas": 0}
 
 
-def history_entry(record: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"time": iso(now), "revision": record["revision"], "version": record["version"],
-            "sha256": record.get("sha256", ""), "phase": record["phase"],
-            "reason": record.get("reason", ""), "message": record.get("message", "")}
+def history_entry(record: Mapping[str, Any], now: float,
+                  verdict: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One phase change; with the numbers of the latest judged window about the revision
+    (its error rate, and its quality from feedback), when there is one."""
+    entry = {"time": iso(now), "revision": record["revision"], "version": record["version"],
+             "sha256": record.get("sha256", ""), "phase": record["phase"],
+             "reason": record.get("reason", ""), "message": record.get("message", "")}
+    for key in ("errorRate", "requests", "quality"):
+        if (verdict or {}).get(key) is not None:
+            entry[key] = verdict[key]
+    return entry
 
 
 def append_history(history: list[dict], entry: dict) -> None:

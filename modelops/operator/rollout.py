@@ -110,7 +110,7 @@ class _Pass:
         rec.update(phase=phase, reason=reason, message=message)
         if phase in BAD:
             rec["retryToken"] = self.token
-        append_history(self.history, history_entry(rec, self.now))
+        append_history(self.history, history_entry(rec, self.now, self.verdict(rec["revision"])))
 
     def observed(self, revision: str | None) -> RevisionState:
         return self.inp.observed.get(revision or "", RevisionState())
@@ -131,7 +131,8 @@ class _Pass:
         d = self.inp.decision
         if d is not None and (d.revision or self.inp.status.get("servingRevision")) == revision:
             return {"result": d.result, "consecutiveBreaches": d.consecutive_breaches,
-                    "reason": d.reason, "message": d.message}
+                    "reason": d.reason, "message": d.message, "errorRate": d.error_rate,
+                    "requests": round(d.requests), "quality": d.quality}
         analysis = self.st.get("analysis") or {}
         return analysis if analysis.get("revision") == revision else {}
 

@@ -20,6 +20,7 @@ from modelops.cli_views import (
     check_namespace,
     check_rollback_target,
     history_table,
+    quality_cell,
     human_age,
     models_table,
     percent,
@@ -50,7 +51,8 @@ ROLLED_BACK = make_model(
          "outcome": "Serving"},
         {"version": "4", "sha256": "c" * 64, "startedAt": "2026-08-20T10:00:00Z",
          "endedAt": "2026-08-20T10:04:11Z", "outcome": "RolledBack",
-         "reason": "ErrorRateAboveThreshold"},
+         "reason": "ErrorRateAboveThreshold", "errorRate": 0.072, "requests": 1834,
+         "quality": {"scoredRows": 412, "accuracy": 0.8125}},
         {"version": "5", "sha256": "d" * 64, "startedAt": "2026-08-20T11:00:00Z",
          "endedAt": "2026-08-20T11:01:00Z", "outcome": "Failed", "reason": "ChecksumMismatch"},
     ],
@@ -99,14 +101,26 @@ def test_models_table():
 
 def test_history_table_and_rollback_line():
     lines = history_table(ROLLED_BACK).splitlines()
-    assert lines[0].split() == ["VERSION", "SHA256", "STARTED", "ENDED", "OUTCOME", "REASON"]
+    assert lines[0].split() == ["VERSION", "SHA256", "STARTED", "ENDED", "OUTCOME", "REASON",
+                                "ERROR-RATE", "QUALITY"]
     assert lines[3].split() == ["4", "cccccccccccc", "2026-08-20T10:00:00Z",
-                                "2026-08-20T10:04:11Z", "RolledBack", "ErrorRateAboveThreshold"]
-    assert lines[2].split() == ["3", "bbbbbbbbbbbb", "2026-08-19T09:00:00Z", "-", "Serving", "-"]
+                                "2026-08-20T10:04:11Z", "RolledBack", "ErrorRateAboveThreshold",
+                                "7.20%", "acc=81.25%/412"]
+    assert lines[2].split() == ["3", "bbbbbbbbbbbb", "2026-08-19T09:00:00Z", "-", "Serving", "-",
+                                "-", "-"]
     assert rollback_line(ROLLED_BACK) == (
         "Rollback: 4 -> 3 at 2026-08-20T10:04:11Z, reason ErrorRateAboveThreshold: "
         "error rate 7.20% > 5.00% over 2m (1834 requests)")
     assert rollback_line(make_model()) == "Rollback: none"
+
+
+@pytest.mark.parametrize(("quality", "cell"), [
+    (None, "-"), ({}, "-"), ({"scoredRows": 0, "accuracy": 0.5}, "-"),
+    ({"scoredRows": 96, "rmse": 0.41234, "mae": 0.3}, "rmse=0.4123/96"),
+    ({"scoredRows": 7, "accuracy": 1.0, "precision": 1.0}, "acc=100.00%/7"),
+])
+def test_quality_cell(quality, cell):
+    assert quality_cell(quality) == cell
 
 
 @pytest.mark.parametrize("version", ["2", "3", "4"])

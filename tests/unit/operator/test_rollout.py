@@ -643,3 +643,18 @@ def test_first_version_breaching_stays_degraded_between_windows_until_one_passes
     _judge(world, PASS)
     world.step(1)
     assert world.condition("Degraded") is None
+
+
+def test_history_records_the_numbers_of_the_window_that_decided():
+    """`modelops history` shows each version's error rate and quality: the entry of a phase
+    change carries the latest judged window about that revision."""
+    world = World()
+    v2 = baking_v2(world)
+    bad = replace(FAIL, quality={"scoredRows": 120, "accuracy": 0.41})
+    world.step(10, decision=bad)
+    rolled_back = [e for e in world.status["history"] if e["revision"] == v2][-1]
+    assert rolled_back["phase"] == "RolledBack"
+    assert (rolled_back["errorRate"], rolled_back["requests"]) == (0.3, 200)
+    assert rolled_back["quality"] == {"scoredRows": 120, "accuracy": 0.41}
+    first = world.status["history"][0]
+    assert first["phase"] == "Starting" and "errorRate" not in first and "quality" not in first
