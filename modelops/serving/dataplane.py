@@ -60,6 +60,8 @@ class InferResult:
     outputs: Tensors
     steps: dict[str, Tensors] | None = None
     """Pipeline mode, when asked: every step's outputs by step name."""
+    step_tokens: dict[str, list[str]] | None = None
+    """Pipeline mode: each step's feedback tokens (signed by that step's Model), by step name."""
 
 
 class ModelBackend:

@@ -4,7 +4,10 @@ For each request it calls every step's `{url}/v2/models/{model}/infer` in order,
 deadline (MODELOPS_PIPELINE_TIMEOUT_SECONDS for the whole chain). A step's first output feeds
 the next step: `previous` makes its predictions the next rows (one column, or the probability
 row), `features+previous` appends them to the request's original features as new columns. The
-last step's outputs are the answer; on request, every step's outputs too. A step that answers
+last step's outputs are the answer; on request, every step's outputs too. Feedback tokens that
+steps return are passed on (the last step's as the pipeline's own), and `forward_feedback` sends
+a feedback body to the step it names (`"step"`, default the last one), which scores it with its
+own key: the router holds no key and no state. A step that answers
 with an error or cannot be reached is a 502 naming the step, a timeout a 504; when the FIRST step
 refuses the client's own input (4xx), that is passed on as a 400. Counts and times every step
 call. Network I/O through one requests.Session per thread.
@@ -46,6 +49,10 @@ class PipelineBackend:
         self._local = threading.local()
         self.requests_in_flight = InFlight()  # the routes' count; a pipeline does not batch
 
+    @property
+    def last_step(self) -> str:
+        return self._steps[-1].name
+
     def is_ready(self) -> bool:
         return True
 
@@ -62,13 +69,46 @@ class PipelineBackend:
         """Run the chain; `outputs` are asked of the last step only."""
         deadline = time.monotonic() + self._timeout
         results: dict[str, Tensors] = {}
+        tokens: dict[str, list[str]] = {}
         previous: Tensors = []
         for index, step in enumerate(self._steps):
             rows = features if index == 0 else _step_rows(step, features, previous, self._steps[index - 1])
             last = index == len(self._steps) - 1
-            previous = self._call(step, rows, deadline, outputs if last else (), first=index == 0)
+            previous, step_tokens = self._call(step, rows, deadline, outputs if last else (),
+                                               first=index == 0)
             results[step.name] = previous
-        return InferResult(previous, results if return_steps else None)
+            if step_tokens is not None:
+                tokens[step.name] = step_tokens
+        return InferResult(previous, results if return_steps else None, tokens or None)
+
+    def forward_feedback(self, body: dict) -> tuple[int, object]:
+        """(status, JSON body) of the named step's answer to the feedback in `body`."""
+        step = self._feedback_step(body.pop("step", None))
+        url = f"{step.url}/v2/models/{step.model}/feedback"
+        try:
+            response = self._session().post(url, data=json.dumps(body), timeout=self._timeout,
+                                            headers={"Content-Type": "application/json"})
+        except requests.Timeout:
+            raise StepTimeout(f"step {step.name!r} did not answer the feedback within "
+                              f"{self._timeout:g} s") from None
+        except requests.RequestException as error:
+            raise StepFailed(f"step {step.name!r} at {url} is unreachable: {type(error).__name__}") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            raise StepFailed(f"step {step.name!r} answered the feedback with HTTP "
+                             f"{response.status_code} and no JSON") from None
+        return response.status_code, answer
+
+    def _feedback_step(self, name: object) -> PipelineStep:
+        if name is None:
+            return self._steps[-1]
+        for step in self._steps:
+            if step.name == name:
+                return step
+        known = ", ".join(s.name for s in self._steps)
+        raise InvalidInput(f"'step' must name a step of pipeline {self.name!r} ({known}), "
+                           f"not {name!r}")
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -77,7 +117,7 @@ class PipelineBackend:
         return session
 
     def _call(self, step: PipelineStep, rows: np.ndarray, deadline: float,
-              outputs: Sequence[str], *, first: bool) -> Tensors:
+              outputs: Sequence[str], *, first: bool) -> tuple[Tensors, list[str] | None]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise StepTimeout(f"pipeline timeout of {self._timeout:g} s reached before step {step.name!r}")
@@ -119,15 +159,19 @@ def _error_message(response: requests.Response) -> str:
     return " ".join(str(error or response.text[:200] or response.reason).split())
 
 
-def _response_tensors(step: PipelineStep, response: requests.Response) -> Tensors:
+def _response_tensors(step: PipelineStep, response: requests.Response
+                      ) -> tuple[Tensors, list[str] | None]:
+    """The step's outputs and its feedback tokens (None when it gave none)."""
     try:
-        outputs = response.json()["outputs"]
-        tensors = [(out["name"], _array(out)) for out in outputs]
+        answer = response.json()
+        tensors = [(out["name"], _array(out)) for out in answer["outputs"]]
     except (ValueError, KeyError, TypeError) as error:
         raise StepFailed(f"step {step.name!r} returned an invalid v2 response: {error}") from None
     if not tensors:
         raise StepFailed(f"step {step.name!r} returned no outputs")
-    return tensors
+    tokens = (answer.get("parameters") or {}).get("feedback_tokens")
+    valid = isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)
+    return tensors, tokens if valid else None
 
 
 def _array(output: dict) -> np.ndarray:

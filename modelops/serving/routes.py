@@ -146,6 +146,8 @@ class Routes:
         tokens = self._feedback_tokens(result)
         if tokens is not None:
             payload["feedback_tokens"] = tokens
+        if result.step_tokens:
+            payload["step_feedback_tokens"] = result.step_tokens
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
     def v2_infer(self, name: str, version: str | None = None) -> Response:
@@ -191,6 +193,8 @@ class Routes:
         tokens = self._feedback_tokens(result)
         if tokens is not None:
             payload["parameters"] = {"feedback_tokens": tokens}
+        if result.step_tokens:
+            payload.setdefault("parameters", {})["step_feedback_tokens"] = result.step_tokens
         return json_response(payload, headers={REQUEST_ID_HEADER: request_id})
 
     def _instrumented(self, protocol: str, handler: Callable[[], Response],
@@ -231,6 +235,10 @@ class Routes:
 
     def _feedback(self, name: str, version: str | None) -> Response:
         self._check_name(name, version)
+        forward = getattr(self.backend, "forward_feedback", None)
+        if forward is not None:  # a pipeline: the step that made the prediction scores it
+            status, answer = forward(json_object(self._body()))
+            return json_response(answer, status)
         if self.feedback is None:
             raise NotFound("feedback is not enabled on this server (no MODELOPS_FEEDBACK_KEY)")
         model = getattr(self.backend, "model", None)
@@ -241,6 +249,9 @@ class Routes:
         return json_response(self.feedback.record(json_object(self._body()), known))
 
     def _feedback_tokens(self, result: InferResult) -> list[str] | None:
+        """This model's tokens for the answer's rows; a pipeline's are its last step's."""
+        if result.step_tokens is not None:
+            return result.step_tokens.get(self.backend.last_step)
         model = getattr(self.backend, "model", None)
         if self.feedback is None or model is None:
             return None

@@ -165,3 +165,67 @@ def test_router_counts_requests_and_steps(servers):
     assert metric(text, "modelops_pipeline_step_requests_total", step="classify", code="400") == 1
     assert metric(text, "modelops_pipeline_step_requests_total", step="score", code="200") == 3
     assert metric(text, "modelops_pipeline_step_duration_seconds_count", step="score") == 3
+
+
+KEYS = {"iris": "i" * 40, "joined": "j" * 40}
+
+
+@pytest.fixture()
+def scoring(models, tmp_path):
+    """Two steps with feedback on (each its own Model key), and the router in front."""
+    def app(name):
+        settings = ServingSettings.from_env(models[name][1].env(
+            name, "1", MODELOPS_FEEDBACK_KEY=KEYS[name]))
+        return build_model_app(settings, registry=CollectorRegistry(),
+                               feedback_path=tmp_path / f"{name}.sqlite3")
+    with serving(app("iris")) as iris_url, serving(app("joined")) as joined_url:
+        yield router([step("classify", "iris", iris_url),
+                      step("score", "joined", joined_url, "features+previous")]), \
+            {"classify": iris_url, "score": joined_url}
+
+
+def _scored(url: str, model: str) -> float:
+    import requests
+    return metric(requests.get(f"{url}/metrics", timeout=5).text,
+                  "modelops_feedback_rows_total", model=model) or 0.0
+
+
+def test_pipeline_feedback_reaches_the_step_it_names_or_the_last(scoring):
+    client, urls = scoring
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS[0] + ROWS[1]}]}
+    answer = client.post("/v2/models/chain/infer", json=body).get_json()
+    per_step = answer["parameters"]["step_feedback_tokens"]
+    assert set(per_step) == {"classify", "score"} and len(per_step["classify"]) == 2
+    assert answer["parameters"]["feedback_tokens"] == per_step["score"]  # the pipeline's own
+    last = client.post("/v2/models/chain/feedback", json={"feedback": [
+        {"token": per_step["score"][0], "truth": 10.0}]})
+    assert last.status_code == 200 and last.get_json() == {"scored": 1}
+    named = client.post("/v2/models/chain/feedback", json={"step": "classify", "feedback": [
+        {"token": t, "truth": 0} for t in per_step["classify"]]})
+    assert named.status_code == 200 and named.get_json() == {"scored": 2}
+    assert (_scored(urls["score"], "joined"), _scored(urls["classify"], "iris")) == (1, 2)
+
+
+def test_pipeline_feedback_errors_are_the_steps_own_or_name_the_steps(scoring):
+    client, _ = scoring
+    v1 = client.post("/v1/models/chain:predict", json={"instances": [ROWS[0]]}).get_json()
+    tokens = v1["step_feedback_tokens"]
+    assert v1["feedback_tokens"] == tokens["score"]
+    item = {"token": tokens["classify"][0], "truth": 0}
+    assert client.post("/v2/models/chain/feedback", json={"step": "classify", **item}).status_code == 200
+    replayed = client.post("/v2/models/chain/feedback", json={"step": "classify", **item})
+    assert replayed.status_code == 409 and "error" in replayed.get_json()
+    wrong_model = client.post("/v2/models/chain/feedback", json={  # classify's token, last step
+        "token": tokens["classify"][0], "truth": 0})
+    assert wrong_model.status_code == 403, wrong_model.get_json()
+    unknown = client.post("/v2/models/chain/feedback", json={"step": "nope", **item})
+    assert unknown.status_code == 400
+    assert "classify, score" in unknown.get_json()["error"]
+    assert client.post("/v2/models/chain/feedback", data="[1]",
+                       content_type="application/json").status_code == 400
+
+
+def test_pipeline_feedback_to_an_unreachable_step_is_502_naming_it():
+    client = router([step("classify", "iris", "http://127.0.0.1:9")], timeout="2")
+    answer = client.post("/v2/models/chain/feedback", json={"token": "x", "truth": 0})
+    assert answer.status_code == 502 and "'classify'" in answer.get_json()["error"]
