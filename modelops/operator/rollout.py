@@ -9,148 +9,26 @@ if it is about the serving revision), `choose_serving` (rollout, revert, automat
 and `assess` of the serving revision (starting, available, unavailable, scaled to zero,
 failed). Conditions come from the resulting outcome through one table (`conditions`). It never
 touches the spec; a revision judged bad stays blocked until the revision changes or the retry
-annotation gets a new value.
+annotation gets a new value. This module has the steps that choose what serves; the pass's
+state is `rollout_pass.PassState`, judging the serving revision and building the `Plan` is
+`rollout_serving`.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
 from modelops import contract
-from modelops.operator.analysis import Decision
-from modelops.operator.conditions import model_conditions
 from modelops.operator.revisions import (
-    BAD, BAKING, FAILED, ON_PROBATION, PROMOTED, RETIRED, ROLLED_BACK, SERVING, STARTING,
-    RevisionState, append_history, history_entry, iso, new_record, parse_iso, served,
-    usable_target, whole)
-from modelops.operator.spec import ModelSpec
+    BAD, FAILED, ON_PROBATION, PROMOTED, RETIRED, ROLLED_BACK, STARTING, RevisionState,
+    append_history, history_entry, iso, new_record, parse_iso, served, usable_target, whole)
+from modelops.operator.rollout_pass import (
+    AVAILABLE, SCALED_TO_ZERO, Plan, PlanInput, assess)
+from modelops.operator.rollout_serving import ServingSteps
 
 __all__ = ["Plan", "PlanInput", "RevisionState", "assess", "iso", "parse_iso", "plan_model"]
 
-AVAILABLE, UNAVAILABLE, SCALED_TO_ZERO = "Available", "Unavailable", "ScaledToZero"
 
-
-@dataclass(frozen=True)
-class PlanInput:
-    name: str
-    spec: ModelSpec
-    generation: int
-    status: Mapping[str, Any]
-    observed: Mapping[str, RevisionState]
-    now: float
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    decision: Decision | None = None
-
-
-@dataclass
-class Plan:
-    deployments: dict[str, tuple[ModelSpec, int]]  # revision -> (spec of that revision, replicas)
-    delete: list[str]
-    service_revision: str
-    service_version: str
-    status: dict[str, Any]
-    events: list[tuple[str, str, str]]  # (type, reason, message)
-
-
-def assess(record: Mapping[str, Any], state: RevisionState, *, replicas: int,
-           deadline: float, now: float) -> tuple[str, str, str]:
-    """How one revision is doing: (kind, reason, message); kind is Available, Starting,
-    Unavailable (it served before: never a failure), ScaledToZero or Failed (never served:
-    a permanent container reason, or not ready within `deadline` of its own last change)."""
-    if replicas == 0:
-        return SCALED_TO_ZERO, "ScaledToZero", "spec.replicas is 0"
-    if state.available:
-        return AVAILABLE, "Available", f"{state.ready}/{replicas} pods ready"
-    pods = f"{state.ready}/{replicas} pods ready"
-    if state.failure:
-        reason, _, message = state.failure.partition(": ")
-        reason = reason if reason.isidentifier() else "LoadFailed"
-        if not served(record):
-            return FAILED, reason, message or reason
-        return UNAVAILABLE, "PodsUnavailable", f"{pods}; {reason}: {message}"
-    if served(record):
-        return UNAVAILABLE, "PodsUnavailable", pods
-    changed = parse_iso(record.get("changedAt")) or now
-    if state.deadline_exceeded or now - changed > deadline:
-        return FAILED, "ProgressDeadlineExceeded", f"pods not ready within {int(deadline)}s"
-    return STARTING, "RollingOut", pods
-
-
-class _Pass:
-    """One planning pass over a copy of the status; see the module docstring for the order."""
-
-    def __init__(self, inp: PlanInput):
-        self.inp, self.spec, self.now = inp, inp.spec, inp.now
-        self.policy = inp.spec.rollback
-        self.st: dict[str, Any] = copy.deepcopy(dict(inp.status))
-        self.st.pop("conditions", None)
-        self.records: dict[str, dict] = {r["revision"]: r for r in self.st.get("revisions") or []}
-        self.history: list[dict] = self.st.setdefault("history", [])
-        self.events: list[tuple[str, str, str]] = []
-        self.outcome: tuple[str, str, str] = ("", "", "")
-        self.decision: Decision | None = None
-        self.warm: set[str] = set()       # revisions scaled up for a pending rollback
-        self.failover: str | None = None  # the Service's revision while the serving one is down
-        self.token = inp.annotations.get(contract.ANNOTATION_RETRY, "")
-
-    # --- small helpers ------------------------------------------------------------------------
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-    def say(self, state: str, reason: str, message: str) -> None:
-        """Set the pass's outcome unless an earlier, more urgent step already did."""
-        if not self.outcome[0]:
-            self.outcome = (state, reason, message)
-
-    def phase(self, rec: dict, phase: str, reason: str, message: str = "") -> None:
-        if rec["phase"] == phase and rec.get("reason") == reason:
-            return
-        rec.update(phase=phase, reason=reason, message=message)
-        if phase in BAD:
-            rec["retryToken"] = self.token
-        append_history(self.history, history_entry(rec, self.now, self.verdict(rec["revision"])))
-
-    def observed(self, revision: str | None) -> RevisionState:
-        return self.inp.observed.get(revision or "", RevisionState())
-
-    def available(self, revision: str | None) -> bool:
-        return self.spec.replicas > 0 and self.observed(revision).available
-
-    def serving(self) -> dict | None:
-        return self.records.get(self.st.get("servingRevision") or "")
-
-    def target_of(self, rec: Mapping[str, Any] | None) -> dict | None:
-        target = self.records.get((rec or {}).get("predecessor") or "")
-        return target if usable_target(target) else None
-
-    def verdict(self, revision: str) -> dict[str, Any]:
-        """The latest judged window about `revision`: this pass's decision, else the one
-        kept in status.analysis (most passes carry no decision)."""
-        d = self.inp.decision
-        if d is not None and (d.revision or self.inp.status.get("servingRevision")) == revision:
-            return {"result": d.result, "consecutiveBreaches": d.consecutive_breaches,
-                    "reason": d.reason, "message": d.message, "errorRate": d.error_rate,
-                    "requests": round(d.requests), "quality": d.quality}
-        analysis = self.st.get("analysis") or {}
-        return analysis if analysis.get("revision") == revision else {}
-
-    def breaching(self, rec: Mapping[str, Any]) -> bool:
-        return bool(rec.get("rollbackDue")) or int(
-            self.verdict(rec["revision"]).get("consecutiveBreaches") or 0) > 0
-
-    def warm_behind(self, current: dict, new: dict) -> dict | None:
-        """The rollback target kept warm behind `new`: the serving revision, else its own
-        target, else `new`'s earlier one; healthy ones first, a breaching one only if there is
-        nothing else (a revision degraded after promotion is still the last good one)."""
-        candidates = [current, self.target_of(current), self.target_of(new)]
-        good = [c for c in candidates if usable_target(c) and c is not new]
-        healthy = [c for c in good if not self.breaching(c)]
-        return (healthy or good or [None])[0]
-
-    def serve(self, rec: dict) -> None:
-        self.st["servingRevision"], self.st["servingVersion"] = rec["revision"], rec["version"]
+class _Pass(ServingSteps):
+    """One planning pass; see the module docstring for the order."""
 
     # --- the pass -----------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -314,15 +192,6 @@ class _Pass:
         warm = f"; version {keep_warm['version']} stays warm" if keep_warm else ""
         self.event("Normal", "RolledOut", f"Version {new['version']} is serving{warm}")
 
-    def enter_service(self, rec: dict, *, rebake: bool) -> None:
-        self.serve(rec)
-        rec["servedAt"] = rec.get("servedAt") or iso(self.now)
-        if rec.get("promotedAt"):
-            self.phase(rec, PROMOTED, "RolledBackTo")
-        elif rebake:
-            rec.update(bakeStartedAt=iso(self.now), judgedWindows=0)
-            self.phase(rec, BAKING, "Serving")
-
     def manual_rollback(self, desired: dict) -> None:
         """`modelops rollback --to VERSION` (annotation `VERSION@token`): each value once."""
         value = self.inp.annotations.get(contract.ANNOTATION_ROLLBACK_TO, "")
@@ -358,155 +227,6 @@ class _Pass:
         self.enter_service(pick, rebake=False)
         self.event("Warning", "RolledBack", f"Rolled back version {(current or desired)['version']}"
                    f" to {version} as requested by the {contract.ANNOTATION_ROLLBACK_TO} annotation")
-
-    def assess_serving(self) -> None:
-        rec = self.serving()
-        kind, reason, message = assess(rec, self.observed(rec["revision"]),
-                                       replicas=self.spec.replicas, now=self.now,
-                                       deadline=self.policy.progress_deadline_seconds)
-        version = rec["version"]
-        if kind == SCALED_TO_ZERO:
-            self.say("ScaledToZero", "ScaledToZero", f"spec.replicas is 0: version {version} "
-                     "has no pods; scale up to serve")
-        elif kind == FAILED:
-            self.phase(rec, FAILED, reason, message)
-            self.event("Warning", reason, f"Version {version} failed: {message}")
-            self.say("Stalled", reason, f"version {version} failed: {message}")
-        elif kind == STARTING:
-            self.say("Progressing", "RollingOut", f"waiting for version {version}: {message}")
-        elif kind == UNAVAILABLE:
-            self.unavailable(rec, message)
-        else:
-            if not served(rec):
-                self.enter_service(rec, rebake=True)
-                self.event("Normal", "RolledOut", f"Version {version} is serving")
-            self.bake(rec)
-
-    def unavailable(self, rec: dict, message: str) -> None:
-        """A revision that served lost pods: not a failure. With no ready pod at all and a
-        ready warm target, the Service points at the target until it recovers."""
-        target = self.target_of(rec) if rec["phase"] in ON_PROBATION else None
-        extra = ""
-        if self.observed(rec["revision"]).ready == 0 and target and \
-                self.available(target["revision"]):
-            self.failover = target["revision"]
-            extra = f"; traffic goes to warm version {target['version']} until it recovers"
-        self.say("Unavailable", "PodsUnavailable",
-                 f"version {rec['version']} is serving with {message}{extra}")
-
-    def bake(self, rec: dict) -> None:
-        """Promote after the bake window with enough judged windows, else hold and say why."""
-        version = rec["version"]
-        if rec["phase"] == PROMOTED:
-            last = self.verdict(rec["revision"])
-            if last.get("result") == "Failed":  # until a window passes, not just this pass
-                self.say("Degraded", last.get("reason") or "ErrorRateAboveThreshold",
-                         f"version {version} is promoted (no automatic rollback): "
-                         f"{last.get('message') or 'its last window failed'}")
-            self.say("Serving", "Serving", f"version {version} is serving")
-            return
-        started = parse_iso(rec.get("bakeStartedAt")) or self.now
-        left = self.policy.bake_window_seconds - (self.now - started)
-        judged, needed = int(rec.get("judgedWindows") or 0), self.policy.min_judged_windows
-        target = self.target_of(rec)
-        evidence = f"{judged} of {needed} windows judged"
-        last = self.verdict(rec["revision"])
-        if target is None and last.get("result") == "Failed":  # until a window passes
-            self.say("Degraded", "NoPreviousVersion", f"{last.get('message')}; there is no "
-                     "earlier good version to roll back to")
-        if left > 0 or self.breaching(rec):
-            self.say("Baking", "Baking", f"version {version} is serving; automatic rollback "
-                     f"stays armed for {max(int(left), 0)}s more ({evidence})")
-            return
-        if judged >= needed or target is None or self.policy.on_bake_timeout == "Promote":
-            reason = "BakeWindowPassed" if judged >= needed else "BakeWindowPassedWithoutEvidence"
-            rec["promotedAt"] = iso(self.now)
-            self.phase(rec, PROMOTED, reason)
-            self.event("Normal", "Promoted", f"Version {version} passed its bake window "
-                       f"({evidence}) and is now the last good version")
-            self.say("Serving", "Serving", f"version {version} is serving")
-            return
-        self.phase(rec, SERVING, "InsufficientTraffic")
-        self.say("Holding", "InsufficientTraffic", (
-            f"version {version}'s bake window is over but only {evidence} with enough traffic; "
-            f"it is not promoted and version {target['version']} stays warm"))
-
-    # --- the result ---------------------------------------------------------------------------
-    def replicas(self) -> dict[str, int]:
-        """Serving, desired, warm target(s) at full size; keepPrevious more served ones at 0."""
-        n, current = self.spec.replicas, self.serving()
-        desired = self.records[self.spec.revision]
-        keep = {current["revision"]: n}
-        keep.setdefault(desired["revision"], 0 if desired["phase"] == ROLLED_BACK else n)
-        if current["phase"] in ON_PROBATION or current.get("rollbackDue"):
-            target = self.target_of(current)
-            if target:
-                keep[target["revision"]] = n
-        for rev in self.warm:
-            keep[rev] = n
-        older = sorted((r for r in self.records.values() if usable_target(r)
-                        and r["revision"] not in keep), key=lambda r: r["servedAt"])
-        for rec in older[::-1][:self.policy.keep_previous]:
-            keep[rec["revision"]] = 0
-        return keep
-
-    def plan(self, *, touch: bool) -> Plan:
-        st = self.st
-        if not touch:
-            deployments, delete = {}, []
-        else:
-            keep = self.replicas()
-            for rev, n in keep.items():
-                rec = self.records[rev]
-                if n and not rec.get("replicas") and not served(rec):
-                    rec["changedAt"] = iso(self.now)  # the progress deadline starts again
-                rec["replicas"] = n
-            self.records = {r: rec for r, rec in self.records.items() if r in keep}
-            deployments = {rev: (self.spec.from_record(self.records[rev]), n)
-                           for rev, n in keep.items()}
-            delete = sorted(rev for rev in self.inp.observed if rev not in keep
-                            and rev != st.get("legacyRevision"))
-        st["revisions"] = list(self.records.values())
-        self.summary()
-        service = self.failover or self.legacy_service() or st.get("servingRevision") \
-            or self.spec.revision
-        st["conditions"] = model_conditions(
-            self.outcome, self.decision, self.inp.status.get("conditions") or [],
-            now=iso(self.now), generation=self.inp.generation)
-        st["observedGeneration"] = self.inp.generation
-        version = (self.records.get(service) or {}).get("version", self.spec.version)
-        return Plan(deployments=deployments, delete=delete, service_revision=service,
-                    service_version=version, status=st, events=self.events)
-
-    def legacy_service(self) -> str | None:
-        """The adopted legacy revision while the spec's one has not served; dropped after."""
-        legacy = self.st.get("legacyRevision")
-        if legacy and (served(self.serving()) or not self.observed(legacy).ready):
-            self.st.pop("legacyRevision")
-            return None
-        return legacy
-
-    def summary(self) -> None:
-        """The flat fields printer columns, the CLI and the monitor read."""
-        st, current = self.st, self.serving()
-        st["servingSince"] = (current or {}).get("bakeStartedAt") or (current or {}).get(
-            "servedAt") if served(current) else None
-        good = self.last_good(current)
-        if good:
-            st["lastGoodRevision"], st["lastGoodVersion"] = good["revision"], good["version"]
-
-    def last_good(self, current: dict | None) -> dict | None:
-        """The promoted revision a rollback would go to: the serving one if promoted (a
-        revert serves an older promotion again), else its promoted target, else the newest
-        promotion kept."""
-        target = self.target_of(current)
-        promoted = sorted((r for r in self.records.values() if r.get("promotedAt")
-                           and r["phase"] not in BAD), key=lambda r: r["promotedAt"])
-        for rec in ((current or {}).get("phase") == PROMOTED and current,
-                    target and target.get("promotedAt") and target, *promoted[::-1]):
-            if rec:
-                return rec
-        return None
 
 
 def plan_model(inp: PlanInput) -> Plan:
