@@ -193,7 +193,14 @@ def _reap(pid: int) -> None:
 
 
 def _exit_status(pid: int) -> str:
+    """For a child seen gone: it may have turned zombie just after `_reap` polled it, so
+    wait for it (briefly: it has exited) before saying its code is unknown."""
     child = _CHILDREN.get(pid)
+    if child is not None and child.returncode is None:
+        try:
+            child.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
     if child is None or child.returncode is None:
         return "exit status unknown"
     return f"exit code {child.returncode}"

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -268,3 +269,55 @@ class PrometheusProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+class ServiceClient:
+    """A background client that talks to whichever revision a Model's Service selects, as
+    kube-proxy would route it: it re-reads the Service's revision every 0.2 s and calls
+    `send(session, revision, base_url)` with the serving process's URL (from `ips`), at most
+    once per `period` seconds (0: back to back). Bounded by `max_seconds` whatever happens;
+    use as a context manager."""
+
+    def __init__(self, cluster: "Cluster", namespace: str, model: str, ips: dict[str, str], *,
+                 period: float = 0.0, max_seconds: float = 600.0):
+        import requests
+
+        self.cluster, self.namespace, self.model, self.ips = cluster, namespace, model, ips
+        self.period, self.max_seconds = period, max_seconds
+        self.failures = (requests.RequestException,)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def send(self, session, revision: str, base: str) -> None:
+        raise NotImplementedError
+
+    def unreachable(self, revision: str) -> None:
+        """The request got no HTTP answer (connection refused, timeout)."""
+
+    def _run(self) -> None:
+        import requests
+
+        session, revision, refreshed = requests.Session(), None, 0.0
+        deadline = time.monotonic() + self.max_seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            if started - refreshed > 0.2:
+                revision = self.cluster.service_revision(self.namespace, self.model)
+                refreshed = started
+            ip = self.ips.get(revision or "")
+            if ip is None:
+                self.stop.wait(0.05)
+                continue
+            try:
+                self.send(session, revision, f"http://{ip}:{contract.DEFAULT_PORT}")
+            except self.failures:
+                self.unreachable(revision)
+            self.stop.wait(max(0.0, self.period - (time.monotonic() - started)))

@@ -18,12 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-import threading
 import time
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pytest
 import requests
 from sklearn.datasets import load_diabetes, load_iris
@@ -32,8 +30,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from modelops import contract
 from modelops.operator.builders import feedback_secret_name
 from modelops.operator.quality import REASON_ACCURACY, REASON_RMSE
-from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServingProcess,
-                                   deployment_env, wait_for)
+from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServiceClient,
+                                   ServingProcess, deployment_env, wait_for)
 
 FAST = {"interval": "1s", "window": "3s", "consecutiveBreaches": 2, "minRequests": 5,
         "errorRateThreshold": 0.05}
@@ -62,43 +60,25 @@ def _artifacts(directory: Path, kind: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-class Feedback:
+class Feedback(ServiceClient):
     """Predicts through the revision the Service selects and posts the truth for every row,
     with the tokens from the response: `rows` rows per request, `per_second` requests a second."""
 
     def __init__(self, s: "Scenario", *, rows: int, per_second: float):
-        self.s, self.rows, self.period = s, rows, 1.0 / per_second
+        super().__init__(s.cluster, s.namespace, s.name, s.ips, period=1.0 / per_second,
+                         max_seconds=300)
+        self.s, self.rows = s, rows
         self.X, self.y = _datasets()[s.kind]
         self.scored: dict[str, int] = {}  # revision -> rows scored (answered 200)
         self.refused: dict[tuple[str, int], int] = {}
         self.first_scored_at: dict[str, float] = {}
-        self.stop = threading.Event()
         self.rng = random.Random(11)
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Feedback":
-        self.thread.start()
-        return self
+    def unreachable(self, revision: str) -> None:
+        self.refused[(revision, 0)] = self.refused.get((revision, 0), 0) + 1
 
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        session, revision, refreshed = requests.Session(), None, 0.0
-        deadline = time.monotonic() + 300  # bounded, whatever happens
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            started = time.monotonic()
-            if started - refreshed > 0.2:
-                revision = self.s.cluster.service_revision(self.s.namespace, self.s.name)
-                refreshed = started
-            ip = self.s.ips.get(revision or "")
-            if ip is not None:
-                try:
-                    self._one(session, revision, f"http://{ip}:{contract.DEFAULT_PORT}")
-                except requests.RequestException:
-                    self.refused[(revision, 0)] = self.refused.get((revision, 0), 0) + 1
-            self.stop.wait(max(0.0, self.period - (time.monotonic() - started)))
+    def send(self, session: requests.Session, revision: str, base: str) -> None:
+        self._one(session, revision, base)
 
     def _one(self, session: requests.Session, revision: str, base: str) -> None:
         picks = [self.rng.randrange(len(self.y)) for _ in range(self.rows)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +27,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from modelops import contract
-from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServingProcess,
-                                   deployment_env, wait_for)
+from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServiceClient,
+                                   ServingProcess, deployment_env, wait_for)
 
 FAST = {"interval": "1s", "window": "3s", "consecutiveBreaches": 2, "minRequests": 10,
         "errorRateThreshold": 0.05}
@@ -53,49 +52,29 @@ def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-class Traffic:
-    """Sends v2 infer requests to whichever revision the Service selects, like kube-proxy."""
+class Traffic(ServiceClient):
+    """v2 infer requests back to back, a `bad_share` of them with a row v2 fails on."""
 
     def __init__(self, cluster: Cluster, namespace: str, ips: dict[str, str], bad_share: float):
-        self.cluster, self.namespace, self.ips, self.bad_share = cluster, namespace, ips, bad_share
+        super().__init__(cluster, namespace, "iris", ips)
+        self.bad_share = bad_share
         self.codes: Counter = Counter()
         self.first_error_at: float | None = None
-        self.stop = threading.Event()
         self.rng = random.Random(7)
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Traffic":
-        self.thread.start()
-        return self
+    def send(self, session: requests.Session, revision: str, base: str) -> None:
+        row = [-1.0, 3.5, 1.4, 0.2] if self.rng.random() < self.bad_share else [5.1, 3.5, 1.4, 0.2]
+        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+        self.count(revision, session.post(f"{base}/v2/models/iris/infer", json=body,
+                                          timeout=5).status_code)
 
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+    def unreachable(self, revision: str) -> None:
+        self.count(revision, 0)
 
-    def _run(self) -> None:
-        session, revision, refreshed = requests.Session(), None, 0.0
-        deadline = time.monotonic() + 600  # bounded, whatever happens
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            if time.monotonic() - refreshed > 0.2:
-                revision = self.cluster.service_revision(self.namespace, "iris")
-                refreshed = time.monotonic()
-            ip = self.ips.get(revision or "")
-            if ip is None:
-                time.sleep(0.05)
-                continue
-            row = [5.1, 3.5, 1.4, 0.2]
-            if self.rng.random() < self.bad_share:
-                row = [-1.0, 3.5, 1.4, 0.2]
-            body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
-                                "data": row}]}
-            try:
-                code = session.post(f"http://{ip}:{contract.DEFAULT_PORT}/v2/models/iris/infer",
-                                    json=body, timeout=5).status_code
-            except requests.RequestException:
-                code = 0
-            self.codes[(revision, code)] += 1
-            if code >= 500 and self.first_error_at is None:
-                self.first_error_at = time.monotonic()
+    def count(self, revision: str, code: int) -> None:
+        self.codes[(revision, code)] += 1
+        if code >= 500 and self.first_error_at is None:
+            self.first_error_at = time.monotonic()
 
 
 def _model(version: str, artifact: tuple[str, str], bake: str) -> dict:

@@ -59,6 +59,15 @@ class World:
     def record(self, revision):
         return next(r for r in self.status["revisions"] if r["revision"] == revision)
 
+    def roll_out(self, version, sha, **spec) -> str:
+        """Apply a version, let its pods become ready and the pass after that run: its revision."""
+        self.apply(version=version, sha256=sha, **spec)
+        self.step(1)
+        revision = self.revision(version, sha, **spec)
+        self.ready.add(revision)
+        self.step(1)
+        return revision
+
     def judged(self, n, seconds=10):
         for _ in range(n):
             self.step(seconds, decision=PASS)
@@ -78,11 +87,7 @@ def serving_v1(world: World) -> str:
 def baking_v2(world: World, **spec) -> str:
     """v1 promoted, then v2 applied and serving (baking)."""
     serving_v1(world)
-    world.apply(version="2", sha256=SHA_B, **spec)
-    world.step(1)
-    v2 = world.revision("2", SHA_B, **spec)
-    world.ready.add(v2)
-    world.step(1)
+    v2 = world.roll_out("2", SHA_B, **spec)
     assert world.status["servingRevision"] == v2
     return v2
 
@@ -138,10 +143,7 @@ def test_new_version_comes_up_beside_the_old_and_switches_when_ready():
 def test_breach_during_bake_rolls_back_and_is_not_retried_on_reapply():
     world = World()
     v1 = serving_v1(world)
-    world.apply(version="2", sha256=SHA_B)
-    world.step(1)
-    world.ready.add(world.revision("2", SHA_B))
-    world.step(1)
+    world.roll_out("2", SHA_B)
     plan = world.step(10, decision=FAIL)
     assert plan.service_revision == v1
     assert world.status["servingVersion"] == "1"
@@ -160,11 +162,7 @@ def test_breach_during_bake_rolls_back_and_is_not_retried_on_reapply():
 def test_retry_annotation_and_new_generation_retry():
     world = World()
     serving_v1(world)
-    world.apply(version="2", sha256=SHA_B)
-    world.step(1)
-    v2 = world.revision("2", SHA_B)
-    world.ready.add(v2)
-    world.step(1)
+    v2 = world.roll_out("2", SHA_B)
     world.step(10, decision=FAIL)
     world.annotations[contract.ANNOTATION_RETRY] = "try-again"
     plan = world.step(1)
@@ -175,10 +173,7 @@ def test_retry_annotation_and_new_generation_retry():
 def test_dry_run_reports_but_does_not_roll_back():
     world = World(rollback={"dryRun": True, "bakeWindow": "5m"})
     serving_v1(world)
-    world.apply(version="2", sha256=SHA_B, rollback={"dryRun": True, "bakeWindow": "5m"})
-    world.step(1)
-    world.ready.add(world.revision("2", SHA_B))
-    world.step(1)
+    world.roll_out("2", SHA_B, rollback={"dryRun": True, "bakeWindow": "5m"})
     plan = world.step(10, decision=FAIL)
     assert world.status["servingVersion"] == "2"
     assert any(e[1] == "WouldRollBack" for e in plan.events)
@@ -296,10 +291,7 @@ def test_keep_previous_bounds_warm_deployments(keep):
     world = World(rollback={"keepPrevious": keep, "bakeWindow": "1m"})
     world.step()
     for n, sha in enumerate([SHA_A, SHA_B, SHA_C, "d" * 64], start=1):
-        world.apply(version=str(n), sha256=sha, rollback={"keepPrevious": keep, "bakeWindow": "1m"})
-        world.step(1)
-        world.ready.add(world.revision(str(n), sha))
-        world.step(1)
+        world.roll_out(str(n), sha, rollback={"keepPrevious": keep, "bakeWindow": "1m"})
         world.judged(3)
         world.step(61)
     assert world.status["lastGoodVersion"] == "4"
@@ -309,10 +301,7 @@ def test_keep_previous_bounds_warm_deployments(keep):
 def test_manual_rollback_annotation_serves_an_earlier_version_once():
     world = World(rollback={"bakeWindow": "1m", "keepPrevious": 1})
     v1 = serving_v1(world)
-    world.apply(version="2", sha256=SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
-    world.step(1)
-    world.ready.add(world.revision("2", SHA_B))
-    world.step(1)
+    world.roll_out("2", SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
     world.judged(3)
     world.step(61)
     assert world.status["lastGoodVersion"] == "2"
@@ -425,10 +414,7 @@ def test_F7_the_same_manual_rollback_twice_is_two_requests():
     world = World(rollback={"bakeWindow": "1m", "keepPrevious": 2})
     v1 = serving_v1(world)
     for version, sha in (("2", SHA_B), ("3", SHA_C)):
-        world.apply(version=version, sha256=sha, rollback={"bakeWindow": "1m", "keepPrevious": 2})
-        world.step(1)
-        world.ready.add(world.revision(version, sha, rollback={"bakeWindow": "1m", "keepPrevious": 2}))
-        world.step(1)
+        world.roll_out(version, sha, rollback={"bakeWindow": "1m", "keepPrevious": 2})
         if version == "2":
             world.annotations[contract.ANNOTATION_ROLLBACK_TO] = "1@first"
             assert world.step(1).service_revision == v1
@@ -606,10 +592,7 @@ def test_last_good_version_follows_a_revert_and_names_the_rollback_target():
     a v3 baked with v1 as its rollback target; the CRD calls the field the rollback target."""
     world = World(rollback={"bakeWindow": "1m", "keepPrevious": 1})
     v1 = serving_v1(world)
-    world.apply(version="2", sha256=SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
-    world.step(1)
-    world.ready.add(world.revision("2", SHA_B))
-    world.step(1)
+    world.roll_out("2", SHA_B, rollback={"bakeWindow": "1m", "keepPrevious": 1})
     world.judged(3)
     world.step(61)
     assert world.status["lastGoodVersion"] == "2"
@@ -617,10 +600,7 @@ def test_last_good_version_follows_a_revert_and_names_the_rollback_target():
     world.step(1)
     assert world.status["servingRevision"] == v1 and world.record(v1)["phase"] == "Promoted"
     assert (world.status["lastGoodVersion"], world.status["lastGoodRevision"]) == ("1", v1)
-    world.apply(version="3", sha256=SHA_C, rollback={"bakeWindow": "1m", "keepPrevious": 1})
-    world.step(1)
-    world.ready.add(world.revision("3", SHA_C))
-    world.step(1)
+    world.roll_out("3", SHA_C, rollback={"bakeWindow": "1m", "keepPrevious": 1})
     v3 = world.record(world.revision("3", SHA_C))
     assert world.status["servingVersion"] == "3" and v3["predecessor"] == v1
     assert world.status["lastGoodVersion"] == "1", "the rollback target, not the newest promotion"
