@@ -33,7 +33,7 @@ cluster-down: ## Stop the local control plane started by cluster-up
 run: setup image ## The main job: local cluster, operator, the example models and pipeline
 	bash tools/run.sh
 
-bench-serving: setup ## Serving throughput vs MLServer (wrk), prints ratios
+bench-serving: setup ## Serving throughput vs MLServer and KServe (wrk), prints ratios
 	$(PY) bench/serving.py
 
 bench-scale: setup ## Operator convergence with 100/300/1000 Models

@@ -1,16 +1,19 @@
-"""Serving benchmark: modelops against MLServer on the same two models, driven by wrk.
+"""Serving benchmark: modelops against MLServer and KServe on the same two models, driven by wrk.
 
     .venv/bin/python bench/serving.py [--duration 10] [--connections 1,8,32] [--workers 2]
                                       [--repeat 1] [--only LABEL,...] [--models iris,forest]
 
 Serves LogisticRegression on iris (4 features) and a 100-tree RandomForest (20 features) with
-modelops (`python -m modelops.serving`, gunicorn) and with MLServer 1.7.1 (+ mlserver-sklearn, in
-its own venv under ~/.cache/modelops/bench-mlserver), each in the configurations below, and
-drives each with wrk over the v2 infer endpoint, one row per request, at 1, 8 and 32
-connections. Prints requests/s, p50 and p99, the ratios against the goals of issue 2, the
-requests and CPU per worker process, and the in-process limit of model.predict, as markdown,
-followed by the command line that reproduced it. Loopback only; every process it starts is
-stopped by PID.
+modelops (`python -m modelops.serving`, gunicorn), with MLServer 1.7.1 (+ mlserver-sklearn, in
+its own venv under ~/.cache/modelops/bench-mlserver) and with KServe 0.21's Python server
+(bench/kserve_model.py, an equivalent of KServe's sklearnserver, in its own venv under
+~/.cache/modelops/bench-kserve; both venvs are created with pip on first use), each in the
+configurations below, and drives each with wrk over the v2 infer endpoint, one row per request,
+at 1, 8 and 32 connections. Prints requests/s, p50 and p99, the ratios against the goals of
+issue 2 and against KServe (issue 12), the requests and CPU per worker process, and the
+in-process limit of model.predict, as markdown, followed by the command line that reproduced
+it. Only KServe, say: `--only "modelops default,KServe default,KServe lean" --connections 8,32`.
+Loopback only; every process it starts is stopped by PID.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ import sklearn
 from serving_load import Cell, run_wrk
 from serving_models import BenchModel, in_process_limit, train_models
 from serving_report import (
-    BATCHING, BEST_INLINE, BEST_WORKERS, DEFAULT, OURS, OURS_BATCHING, Results, balance_table,
-    figures_table, limit_table, ratio_table,
+    BATCHING, BEST_INLINE, BEST_WORKERS, DEFAULT, KSERVE_DEFAULT, KSERVE_LEAN, OURS,
+    OURS_BATCHING, Results, balance_table, figures_table, limit_table, ratio_table,
 )
-from serving_servers import Server, check_answer, mlserver_venv, start_mlserver, start_modelops
+from serving_servers import (
+    Server, check_answer, kserve_venv, mlserver_venv, start_kserve, start_mlserver, start_modelops,
+)
 
 WARMUP_SECONDS = 2.0
 WARMUP_CONNECTIONS = 8
@@ -42,12 +47,12 @@ class Configuration:
     label: str
     description: str
     side: str
-    """modelops | mlserver"""
+    """modelops | mlserver | kserve"""
     options: dict = field(default_factory=dict)
 
 
 def configurations(workers: int, batch_size: int, batch_wait_ms: float) -> list[Configuration]:
-    """Both sides' configurations; modelops and MLServer's best use `workers` processes."""
+    """Every side's configurations; modelops, MLServer's best and KServe use `workers`."""
     batch = {"batch_size": batch_size}
     threads = max(4, batch_size)  # what the operator sets: a batch needs one thread per request
     lean = {"debug": False, "metrics": False}  # no access log, no metrics: MLServer's fastest
@@ -68,6 +73,10 @@ def configurations(workers: int, batch_size: int, batch_wait_ms: float) -> list[
                       f"BATCH_MAX_SIZE={batch_size}, BATCH_MAX_WAIT_MS={batch_wait_ms:g}",
                       "modelops", {"workers": workers, "threads": threads, **batch,
                                    "batch_wait_ms": batch_wait_ms}),
+        Configuration(KSERVE_DEFAULT, f"workers={workers}, gRPC off, other settings default "
+                      "(access log and request timings logged)", "kserve", {"workers": workers}),
+        Configuration(KSERVE_LEAN, f"workers={workers}, gRPC off, latency logging off, access "
+                      "and timing logs off", "kserve", {"workers": workers, "quiet": True}),
     ]
 
 
@@ -85,19 +94,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start(config: Configuration, model: BenchModel, work: Path, venv: Path) -> Server:
+def start(config: Configuration, model: BenchModel, work: Path, venvs: dict[str, Path]) -> Server:
+    label = config.label.replace(" ", "-")
     if config.side == "modelops":
-        return start_modelops(config.label.replace(" ", "-"), model, work, **config.options)
-    return start_mlserver(config.label.replace(" ", "-"), model, work, venv, **config.options)
+        return start_modelops(label, model, work, **config.options)
+    peer = start_mlserver if config.side == "mlserver" else start_kserve
+    return peer(label, model, work, venvs[config.side], **config.options)
 
 
-def measure(config: Configuration, model: BenchModel, work: Path, venv: Path,
+def peer_venvs(chosen: list[Configuration]) -> dict[str, Path]:
+    """The venvs of the peers among `chosen` (each created on first use)."""
+    makers = {"mlserver": mlserver_venv, "kserve": kserve_venv}
+    sides = {config.side for config in chosen} & makers.keys()
+    return {side: makers[side](sklearn.__version__) for side in sorted(sides)}
+
+
+def measure(config: Configuration, model: BenchModel, work: Path, venvs: dict[str, Path],
             connections: list[int], seconds: float) -> dict[int, Cell]:
     """Start the server, check one answer, warm it up, run every connection count, stop it."""
     body_file = work / f"{model.name}-body.json"
     body_file.write_bytes(model.infer_body())
     path = f"/v2/models/{model.name}/infer"
-    server = start(config, model, work, venv)
+    server = start(config, model, work, venvs)
     try:
         check_answer(server, model, model.infer_body())
         run_wrk(server, path, body_file, connections=WARMUP_CONNECTIONS, seconds=WARMUP_SECONDS)
@@ -120,7 +138,7 @@ def main(argv: list[str]) -> int:
     if args.only:
         wanted = {label.strip() for label in args.only.split(",")}
         chosen = [config for config in chosen if config.label in wanted]
-    venv = mlserver_venv(sklearn.__version__) if any(c.side == "mlserver" for c in chosen) else None
+    venvs = peer_venvs(chosen)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="modelops-bench-serving-") as tmp:
         work = Path(tmp)
@@ -130,7 +148,7 @@ def main(argv: list[str]) -> int:
         for _ in range(args.repeat):
             for model in models:
                 for config in chosen:
-                    cells = measure(config, model, work, venv, connections, args.duration)
+                    cells = measure(config, model, work, venvs, connections, args.duration)
                     for n, cell in cells.items():
                         results[model.name][config.label].setdefault(n, []).append(cell)
     print_report(results, {c.label: c.description for c in chosen}, connections, limits,

@@ -1,9 +1,10 @@
 """The two benchmark models, their artifacts, one-row request bodies and the in-process limit.
 
 `train_models` fits LogisticRegression on iris (4 features) and a 100-tree RandomForest on 20
-make_classification features (fixed seeds) and saves both as joblib files, which modelops and
-MLServer's sklearn runtime both load. `in_process_limit` times model.predict directly: one-row
-calls per second and rows per second in 32-row batches, so the HTTP overhead is visible.
+make_classification features (fixed seeds) and saves both as joblib files, which modelops,
+MLServer's sklearn runtime and KServe's sklearnserver equivalent all load. `in_process_limit`
+times model.predict directly: one-row calls per second and rows per second in 32-row batches,
+so the HTTP overhead is visible.
 Writes files; no network.
 """
 

@@ -1,5 +1,7 @@
 """Markdown tables of the serving benchmark: figures, ratios, worker balance, in-process limit.
 
+Ratios are modelops over MLServer (issue 2's goals) and over KServe (issue 12's peer), each with
+both p99s; a peer given several configurations is compared with its fastest one per cell.
 Takes the measured cells (possibly several repeats per cell) and formats them; with repeats
 every figure is the median and the spread is shown as the min-max range of requests/s. Pure.
 """
@@ -19,6 +21,8 @@ DEFAULT, BATCHING = "MLServer default", "MLServer batching"
 BEST_INLINE, BEST_WORKERS = "MLServer 1 process", "MLServer workers"
 """The candidates for MLServer's best configuration: per cell, the faster one is its best."""
 OURS, OURS_BATCHING = "modelops default", "modelops batching"
+KSERVE_DEFAULT, KSERVE_LEAN = "KServe default", "KServe lean"
+"""KServe 0.21 with the same workers: as shipped, and with its per-request logging off."""
 
 
 def rps(cells: Sequence[Cell]) -> float:
@@ -61,18 +65,20 @@ def _ratio(results: Results, model: str, ours: str, theirs: Sequence[str], conns
         return "—"
     mine, other = by_config[ours][conns], max(candidates, key=rps)
     lower = "lower" if p99(mine) < p99(other) else "**higher**"
-    return f"{rps(mine) / rps(other):.2f}x, p99 {p99(mine):.0f} vs {p99(other):.0f} ms ({lower})"
+    return f"{rps(mine) / rps(other):.2f}x, p99 {p99(mine):.1f} vs {p99(other):.1f} ms ({lower})"
 
 
 def ratio_table(results: Results, connections: Sequence[int]) -> list[str]:
     lines = ["| Model | conns | modelops ÷ MLServer default (goal 1.5x) | modelops ÷ MLServer "
-             "best of 1 process / workers (goal 1.2x) | batching ÷ MLServer batching (goal 2x) |",
-             "|---|---|---|---|---|"]
+             "best of 1 process / workers (goal 1.2x) | batching ÷ MLServer batching (goal 2x) "
+             "| modelops ÷ KServe best of default / lean |",
+             "|---|---|---|---|---|---|"]
     for model in results:
         for n in connections:
             lines.append(f"| {model} | {n} | {_ratio(results, model, OURS, [DEFAULT], n)} | "
                          f"{_ratio(results, model, OURS, [BEST_INLINE, BEST_WORKERS], n)} | "
-                         f"{_ratio(results, model, OURS_BATCHING, [BATCHING], n)} |")
+                         f"{_ratio(results, model, OURS_BATCHING, [BATCHING], n)} | "
+                         f"{_ratio(results, model, OURS, [KSERVE_DEFAULT, KSERVE_LEAN], n)} |")
     return lines
 
 

@@ -1,10 +1,11 @@
-"""Start, check and stop the two servers under test, and read their processes' CPU time.
+"""Start, check and stop the three servers under test, and read their processes' CPU time.
 
 modelops runs as `python -m modelops.serving` (the image's command) from the project venv;
-MLServer runs as `mlserver start` from its own venv under the cache directory (created here on
-first use, so its pins never touch the project venv). Both listen on 127.0.0.1 only. Every
-process started here is stopped by its PID: SIGTERM to the server, then SIGKILL to it and to
-the children it had. Does process and file I/O.
+MLServer runs as `mlserver start` and KServe as bench/kserve_model.py (its sklearnserver
+equivalent), each from its own venv under the cache directory (created here on first use with
+pip and our scikit-learn version, so their pins, which conflict with each other, never touch the
+project venv). All listen on 127.0.0.1 only. Every process started here is stopped by its PID:
+SIGTERM to the server, then SIGKILL to it and to the children it had. Does process and file I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ sys.path.insert(0, str(ROOT))
 from modelops import contract as c  # noqa: E402
 
 MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22")
+KSERVE_PINS = ("kserve==0.21.0",)
+KSERVE_MODEL = Path(__file__).resolve().parent / "kserve_model.py"
+KSERVE_QUIET_LOGS = {
+    "version": 1, "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {name: {"handlers": ["stderr"], "level": level, "propagate": False}
+                for name, level in (("kserve", "INFO"), ("uvicorn", "INFO"),
+                                    ("kserve.trace", "WARNING"), ("uvicorn.access", "WARNING"))},
+}
+"""KServe's log config with the per-request lines (access log, request timings) off."""
 READY_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -44,11 +55,22 @@ def cache_dir() -> Path:
 
 def mlserver_venv(sklearn_version: str) -> Path:
     """The MLServer venv (created with pip on first use); the same scikit-learn as ours."""
-    venv = cache_dir() / "bench-mlserver"
-    if not (venv / "bin" / "mlserver").exists():
+    return _peer_venv("bench-mlserver", "bin/mlserver", MLSERVER_PINS, sklearn_version)
+
+
+def kserve_venv(sklearn_version: str) -> Path:
+    """The KServe venv (created with pip on first use); the same scikit-learn as ours."""
+    return _peer_venv("bench-kserve", "kserve-installed", KSERVE_PINS, sklearn_version)
+
+
+def _peer_venv(name: str, marker: str, pins: tuple[str, ...], sklearn_version: str) -> Path:
+    """A venv of its own under the cache dir; `marker` exists once its install succeeded."""
+    venv = cache_dir() / name
+    if not (venv / marker).exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *MLSERVER_PINS,
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *pins,
                         f"scikit-learn=={sklearn_version}"], check=True)
+        (venv / marker).touch()
     return venv
 
 
@@ -105,7 +127,7 @@ def _still_a_server(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
-    return "modelops" in cmdline or "mlserver" in cmdline
+    return any(word in cmdline for word in ("modelops", "mlserver", "kserve"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -153,6 +175,22 @@ def start_mlserver(label: str, model, work: Path, venv: Path, *, parallel_worker
     (run_dir / "settings.json").write_text(json.dumps(settings))
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
     command = [str(venv / "bin" / "mlserver"), "start", str(run_dir)]
+    return _launch(label, command, dict(os.environ), run_dir, f"http://127.0.0.1:{port}")
+
+
+def start_kserve(label: str, model, work: Path, venv: Path, *, workers: int,
+                 quiet: bool = False) -> Server:
+    """bench/kserve_model.py with `workers` uvicorn processes, gRPC off, v2 over HTTP."""
+    port = free_port()
+    run_dir = work / f"kserve-{model.name}-{label}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [str(venv / "bin" / "python"), str(KSERVE_MODEL), "--model_name", model.name,
+               "--model_dir", str(model.path.parent), "--http_port", str(port),
+               "--workers", str(workers), "--enable_grpc", "false"]
+    if quiet:
+        (run_dir / "logging.json").write_text(json.dumps(KSERVE_QUIET_LOGS))
+        command += ["--enable_latency_logging", "false",
+                    "--log_config_file", str(run_dir / "logging.json")]
     return _launch(label, command, dict(os.environ), run_dir, f"http://127.0.0.1:{port}")
 
 
