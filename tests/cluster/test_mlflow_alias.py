@@ -12,8 +12,6 @@ import pytest
 from modelops import contract
 from modelops.operator.mlflow_alias import pinned_spec
 from modelops.operator.spec import parse_model
-from modelops.serving.artifact import fetch, file_sha256
-from modelops.serving.settings import ServingSettings
 from tests.cluster.support import Cluster, OperatorProcess, deployment_env, free_port, wait_for
 from tests.unit.serving import stores
 from tests.unit.serving.serving_support import dump, train_forest, train_iris
@@ -30,18 +28,12 @@ def registry(tmp_path_factory):
     try:
         server.versions = server.log("iris", "cloudpickle", first.path, second.path)
         server.alias("iris", "champion", server.versions[0])
-        server.sha256 = [_model_file_sha(server.uri, v, work / f"v{v}") for v in server.versions]
+        server.sha256 = [stores.model_file_sha256(server.uri, "iris", v, work / f"v{v}")
+                         for v in server.versions]
         server.process = process
         yield server
     finally:
         stores.stop(process)
-
-
-def _model_file_sha(uri: str, version: str, where) -> str:
-    """The sha256 of a version's model file, downloaded as the init container would."""
-    settings = ServingSettings(model_name="iris", artifact_uri=f"models:/iris/{version}",
-                               artifact_dir=where, download_timeout_seconds=30)
-    return file_sha256(fetch(settings, environ={contract.ENV_MLFLOW_TRACKING_URI: uri}))
 
 
 @pytest.fixture(scope="module")

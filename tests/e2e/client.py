@@ -11,7 +11,16 @@
         Open Inference Protocol v2 infer requests from CONCURRENCY threads, each over ONE
         persistent HTTP/1.1 connection (as requests.Session, Go and Java clients do), reopened
         only when the server closes it. Prints {"answers": [[epoch-seconds, model_version]...],
-        "codes": {...}, "errors": [...], "connections": n opened}.
+        "codes": {...}, "errors": [...], "connections": n opened}. With BAD-SHARE (optional),
+        that fraction of rows has a negative first feature.
+    feedback BASE-URL MODEL COUNT CONCURRENCY KEEP
+        COUNT iris predictions (v2 infer), each followed by its true label sent back with the
+        answer's feedback token, each request on a new connection (so through the Service they
+        land on any pod); the first KEEP (token, truth) pairs are printed instead of sent. Prints
+        {"infer": {code: n}, "feedback": {code: n}, "errors": [...], "kept": [[token, truth]...]}.
+    score BASE-URL MODEL
+        Sends the [[token, truth]...] read from stdin as feedback, one request each; prints
+        {"feedback": {code: n}, "errors": [...]}.
 """
 
 import http.client
@@ -25,6 +34,7 @@ import urllib.request
 
 GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
 BAD_ROW = [-1.0, 3.5, 1.4, 0.2]
+LABELLED_ROWS = [(GOOD_ROW, 0), ([6.7, 3.0, 5.2, 2.3], 2), ([5.9, 3.0, 4.2, 1.5], 1)]
 MAX_ERRORS_KEPT = 5000  # enough to time a whole failing period
 
 
@@ -78,20 +88,25 @@ def load(url, concurrency, max_seconds, bad_share):
                       "seconds": round(time.monotonic() - started, 3)}))
 
 
-def keepalive(host, path, concurrency, max_seconds):
+def v2_body(row):
+    return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+
+
+def keepalive(host, path, concurrency, max_seconds, bad_share=0.0):
     lock = threading.Lock()
     answers, codes, errors, opened = [], {}, [], [0]
     started = time.monotonic()
-    body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
-                                   "data": GOOD_ROW}]})
+    good, bad = json.dumps(v2_body(GOOD_ROW)), json.dumps(v2_body(BAD_ROW))
     stop = threading.Event()
 
-    def worker():
+    def worker(seed):
+        rng = random.Random(seed)
         connection = http.client.HTTPConnection(host, timeout=5.0)
         while not stop.is_set() and time.monotonic() - started < max_seconds:
             if connection.sock is None:
                 with lock:
                     opened[0] += 1
+            body = bad if rng.random() < bad_share else good
             try:
                 connection.request("POST", path, body, {"Content-Type": "application/json"})
                 response = connection.getresponse()
@@ -106,9 +121,9 @@ def keepalive(host, path, concurrency, max_seconds):
                 if code == 200:
                     answers.append([round(time.time(), 3), json.loads(text)["model_version"]])
                 elif len(errors) < MAX_ERRORS_KEPT:
-                    errors.append([round(time.monotonic() - started, 3), code, text[:200]])
+                    errors.append([round(time.time(), 3), code, text[:200]])
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
@@ -119,12 +134,74 @@ def keepalive(host, path, concurrency, max_seconds):
                       "connections": opened[0]}))
 
 
+def feedback(base, model, count, concurrency, keep):
+    lock = threading.Lock()
+    infer_codes, feedback_codes, errors, kept = {}, {}, [], []
+    todo = iter(range(count))
+
+    def note(codes, code, detail):
+        with lock:
+            codes[code] = codes.get(code, 0) + 1
+            if code != 200 and len(errors) < MAX_ERRORS_KEPT:
+                errors.append([round(time.time(), 3), code, detail[:200]])
+
+    def worker():
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            row, truth = LABELLED_ROWS[i % len(LABELLED_ROWS)]
+            code, text = _safe_post(f"{base}/v2/models/{model}/infer", v2_body(row))
+            note(infer_codes, code, text)
+            if code != 200:
+                continue
+            token = json.loads(text)["parameters"]["feedback_tokens"][0]
+            if i < keep:
+                with lock:
+                    kept.append([token, truth])
+                continue
+            code, text = _safe_post(f"{base}/v2/models/{model}/feedback",
+                                    {"token": token, "truth": truth})
+            note(feedback_codes, code, text)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"infer": infer_codes, "feedback": feedback_codes, "errors": errors,
+                      "kept": kept}))
+
+
+def score(base, model):
+    codes, errors = {}, []
+    for token, truth in json.loads(sys.stdin.read()):
+        code, text = _safe_post(f"{base}/v2/models/{model}/feedback", {"token": token, "truth": truth})
+        codes[code] = codes.get(code, 0) + 1
+        if code != 200:
+            errors.append([round(time.time(), 3), code, text[:200]])
+    print(json.dumps({"feedback": codes, "errors": errors}))
+
+
+def _safe_post(url, body):
+    try:
+        return post(url, body, timeout=10.0)
+    except Exception as failure:  # noqa: BLE001 - any transport failure counts as 0
+        return 0, repr(failure)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "load":
         load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
     elif sys.argv[1] == "keepalive":
-        keepalive(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        keepalive(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]),
+                  float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
+    elif sys.argv[1] == "feedback":
+        feedback(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    elif sys.argv[1] == "score":
+        score(sys.argv[2], sys.argv[3])
     else:
-        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive")
+        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive | feedback | score")

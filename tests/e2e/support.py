@@ -83,14 +83,27 @@ class ClientPod:
         return Load(process, max_seconds)
 
     def start_keepalive(self, host: str, path: str, *, concurrency: int,
-                        max_seconds: float) -> Load:
+                        max_seconds: float, bad_share: float = 0.0) -> Load:
         """Persistent-connection v2 traffic (client.py `keepalive`); stop() returns answers."""
         argv = [str(self.access.bin_dir / "kubectl"), f"--kubeconfig={self.access.kubeconfig}",
                 *self._exec("keepalive", host, path, str(concurrency), str(max_seconds),
-                            stdin=True)]
+                            str(bad_share), stdin=True)]
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         return Load(process, max_seconds)
+
+    def feedback(self, base: str, model: str, *, count: int, concurrency: int,
+                 keep: int) -> dict:
+        """Predictions each followed by its label (client.py `feedback`); see its docstring."""
+        result = self.access.kubectl(*self._exec("feedback", base, model, str(count),
+                                                 str(concurrency), str(keep)), timeout=600)
+        return _counts(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    def score(self, base: str, model: str, labels: list) -> dict:
+        """Feedback for (token, truth) pairs kept earlier (client.py `score`)."""
+        result = self.access.kubectl(*self._exec("score", base, model, stdin=True),
+                                     input=json.dumps(labels), timeout=300)
+        return _counts(json.loads(result.stdout.strip().splitlines()[-1]))
 
     def _exec(self, *args: str, stdin: bool = False) -> list[str]:
         flags = ["-i"] if stdin else []
@@ -114,6 +127,13 @@ class Load:
         return result
 
 
+def _counts(result: dict) -> dict:
+    for key in ("infer", "feedback"):
+        if key in result:
+            result[key] = {int(code): n for code, n in result[key].items()}
+    return result
+
+
 def artifact_configmap(name: str, files: dict[str, bytes]) -> dict:
     """A ConfigMap carrying binary artifacts (a Model reads configMap://<name>/<key>)."""
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
@@ -121,7 +141,7 @@ def artifact_configmap(name: str, files: dict[str, bytes]) -> dict:
 
 
 def model_manifest(name: str, version: str, uri: str, sha256: str, *, replicas: int = 1,
-                   rollback: dict | None = None) -> dict:
+                   rollback: dict | None = None, serving: dict | None = None) -> dict:
     spec: dict[str, Any] = {
         "version": version,
         "artifact": {"uri": uri, "sha256": sha256, "format": "joblib"},
@@ -130,6 +150,8 @@ def model_manifest(name: str, version: str, uri: str, sha256: str, *, replicas: 
     }
     if rollback:
         spec["rollback"] = rollback
+    if serving:
+        spec["serving"] = serving
     return {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
             "metadata": {"name": name}, "spec": spec}
 

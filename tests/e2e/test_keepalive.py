@@ -2,7 +2,9 @@
 connection each (as requests.Session, Go and Java clients do) keep talking to whichever pod
 accepted it. When a new version takes the Service, the old version's pods stay warm for
 rollback but are labelled standby and answer `Connection: close`, so every client reconnects
-through the Service and reaches the new version within seconds, without a failed request."""
+through the Service and reaches the new version within seconds, without a failed request. So a
+bad version is judged on the keep-alive clients' own traffic and rolled back, and they follow
+the Service back to the good version."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from tests.e2e.support import apply, deploy_v1, model_manifest, service_url, sha
 
 NAME = "sticky"
 CLIENTS = 4
+FAST_ROLLBACK = {"errorRateThreshold": 0.05, "window": "20s", "interval": "2s",
+                 "consecutiveBreaches": 2, "minRequests": 10, "bakeWindow": "10m"}
 
 
 def test_keep_alive_clients_reach_the_new_version_within_seconds(
@@ -52,3 +56,49 @@ def test_keep_alive_clients_reach_the_new_version_within_seconds(
     assert first_v2 is not None and seconds < 5, seconds
     assert len(settled) > 100 and share == 1.0, (len(settled), share)
     assert result["connections"] > CLIENTS, "the clients reconnected after the switch"
+
+
+def test_bad_version_under_keep_alive_load_is_judged_on_that_traffic_and_rolled_back(
+        e2e_cluster, namespace, artifacts, client, record_property):
+    """Timed from the first failing request to the Service back on v1; with the share of
+    requests v2 answered while it held the Service, and the share that failed."""
+    deploy_v1(e2e_cluster, namespace, artifacts, "bouncy", replicas=2, rollback=FAST_ROLLBACK)
+    api = e2e_cluster.api()
+    good = api.service_revision(namespace, "bouncy")
+    host = service_url("bouncy", namespace, "").removeprefix("http://")
+    load = client.start_keepalive(host, "/v2/models/bouncy/infer", concurrency=CLIENTS,
+                                  max_seconds=300, bad_share=0.3)
+    try:
+        time.sleep(5)
+        apply(e2e_cluster.access, namespace, model_manifest(
+            "bouncy", "2", "configMap://artifacts/flaky.joblib",
+            sha256_hex(artifacts["flaky.joblib"]), replicas=2, rollback=FAST_ROLLBACK))
+        wait_for(lambda: api.service_revision(namespace, "bouncy") not in (None, good),
+                 timeout=240, interval=0.2, what="v2 taking the Service")
+        switched = time.time()
+        wait_for(lambda: api.service_revision(namespace, "bouncy") == good,
+                 timeout=240, interval=0.2, what="the Service back on v1")
+        back = time.time()
+        time.sleep(10)
+    finally:
+        result = load.stop()
+    status = api.model(namespace, "bouncy")["status"]
+    assert status["servingVersion"] == "1" and status["rollback"]["fromVersion"] == "2"
+    failures = [t for t, code, _ in result["errors"] if code == 500]
+    held = [(t, v) for t, v in result["answers"] if switched <= t < back]
+    v2_answers = sum(v == "2" for _, v in held) + sum(switched <= t < back for t in failures)
+    share_v2 = v2_answers / max(len(held) + sum(switched <= t < back for t in failures), 1)
+    total = sum(result["codes"].values())
+    failed = result["codes"].get(500, 0) / total
+    to_rollback = round(back - failures[0], 1) if failures else None
+    late = [t for t in failures if t > back + 5]
+    record_property("seconds_first_failure_to_service_back", to_rollback)
+    record_property("share_answered_by_v2_while_serving", round(share_v2, 4))
+    record_property("failed_share", round(failed, 4))
+    print(f"\nkeep-alive bad version: first 500 -> Service back on v1 in {to_rollback} s; v2 "
+          f"answered {share_v2:.1%} of requests while it held the Service ({back - switched:.1f} s);"
+          f" {failed:.2%} of {total} requests failed; {result['connections']} connections")
+    assert failures and to_rollback < 60, to_rollback
+    assert share_v2 > 0.9, share_v2  # judged on the keep-alive clients' own traffic
+    assert not late, f"{len(late)} failures more than 5 s after the Service came back"
+    assert set(result["codes"]) <= {200, 500}, result["errors"][:5]

@@ -77,13 +77,15 @@ class S3Store:
         self.tool.run("put", self.endpoint, self.key, self.secret, bucket, name, str(path))
 
 
-def start_s3(venv: Path, log: Path) -> tuple[subprocess.Popen, S3Store]:
-    """moto with IAM authentication after the first 3 (seeding) requests: wrong keys are refused."""
+def start_s3(venv: Path, log: Path, host: str = "127.0.0.1") -> tuple[subprocess.Popen, S3Store]:
+    """moto with IAM authentication after the first 3 (seeding) requests: wrong keys are refused.
+    `host`: the address to listen on (loopback; the e2e tier uses the node's bridge address,
+    which only this host's pods can reach)."""
     port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-    process = subprocess.Popen([str(venv / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([str(venv / "bin/moto_server"), "-H", host, "-p", str(port)],
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     wait_http(endpoint + "/moto-api/", process)
     tool = Tool(venv)
     keys = json.loads(tool.run("iam", endpoint).strip().splitlines()[-1])
@@ -107,13 +109,25 @@ class MlflowServer:
         response.raise_for_status()
 
 
-def start_mlflow(venv: Path, workdir: Path) -> tuple[subprocess.Popen, MlflowServer]:
+def start_mlflow(venv: Path, workdir: Path, host: str = "127.0.0.1"
+                 ) -> tuple[subprocess.Popen, MlflowServer]:
     port = free_port()
-    command = [str(venv / "bin/mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+    command = [str(venv / "bin/mlflow"), "server", "--host", host, "--port", str(port),
                "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
                "--artifacts-destination", str(workdir / "artifacts")]
     process = subprocess.Popen(command, stdout=(workdir / "mlflow.log").open("wb"),
                                stderr=subprocess.STDOUT, cwd=workdir)
-    uri = f"http://127.0.0.1:{port}"
+    uri = f"http://{host}:{port}"
     wait_http(uri + "/health", process, seconds=180)
     return process, MlflowServer(uri, Tool(venv))
+
+
+def model_file_sha256(uri: str, name: str, version: str, where: Path) -> str:
+    """The sha256 of a registered version's model file, downloaded as the init container would."""
+    from modelops import contract
+    from modelops.serving.artifact import fetch, file_sha256
+    from modelops.serving.settings import ServingSettings
+
+    settings = ServingSettings(model_name=name, artifact_uri=f"models:/{name}/{version}",
+                               artifact_dir=where, download_timeout_seconds=30)
+    return file_sha256(fetch(settings, environ={contract.ENV_MLFLOW_TRACKING_URI: uri}))
