@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 node=${1:-}
 
-packages=(docker.io prometheus debootstrap)
+packages=(docker.io prometheus debootstrap redis-server)  # redis-server: Argo CD in tests/gitops
 [ "$node" = --node ] && packages+=(containerd runc containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${packages[@]}"; do
