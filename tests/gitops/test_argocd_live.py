@@ -132,6 +132,7 @@ def test_argocd_syncs_the_operator_rolls_back_without_a_sync_loop_and_a_fix_reco
     assert model["spec"]["version"] == "2" and model["status"]["servingVersion"] == "1"
     syncs, writes = _syncs(app), _argocd_writes(model)
     generation = model["metadata"]["generation"]
+    assert writes, [f.get("manager") for f in model["metadata"]["managedFields"]]  # Argo CD's apply
     time.sleep(QUIET_SECONDS)
     app, model = _app(cluster, ns), cluster.model(ns, "iris")
     assert (_syncs(app), _state(app)) == (syncs, ("Synced", "Degraded", sha2))
