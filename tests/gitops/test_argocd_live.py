@@ -114,7 +114,7 @@ def test_argocd_syncs_the_operator_rolls_back_without_a_sync_loop_and_a_fix_reco
                           input=json.dumps(argocd.application(ns, git.url(ns), ns)))
     v1 = _revision(rollback=POLICY)
     wait_for(lambda: cluster.mark_pods_ready(ns, "iris", v1, ip) == 2, timeout=120,
-             what=f"v1 pods (Argo CD to apply the Model: {_state(_app(cluster, ns))})")
+             what="v1 pods (Argo CD to apply the Model from Git, the operator to roll it out)")
     app = _until(cluster, ns, processes, ("Synced", "Healthy"), sha1, "Synced + Healthy with v1")
     print(f"\nv1: {_state(app)} {_model_health(app)} after {time.monotonic() - start:.0f} s")
 
