@@ -24,6 +24,9 @@ test-unit: ## Unit tests only (no cluster, no Docker)
 test-cluster: setup ## Tests against the real control plane
 	$(PYTEST) tests/cluster
 
+test-gitops: setup ## Flux and Argo CD, built from their Go modules, against the real control plane
+	$(PYTEST) tests/gitops
+
 cluster-up: setup ## Start the local control plane; prints KUBECONFIG=<path> last
 	$(PY) -m modelops.devcluster up --dir $(DEVCLUSTER_DIR)
 
@@ -46,4 +49,4 @@ e2e: setup ## End to end on a real node here: cluster + node, images, operator, 
 	$(PY) -m modelops.devcluster up --deploy --dir $(DEVCLUSTER_DIR)
 	KUBECONFIG=$(DEVCLUSTER_DIR)/kubeconfig MODELOPS_USE_EXISTING_CLUSTER=1 $(PYTEST) tests/e2e -p no:cacheprovider
 
-.PHONY: help setup image test test-unit test-cluster cluster-up cluster-down run e2e bench-serving bench-scale bench-rollback
+.PHONY: help setup image test test-unit test-cluster test-gitops cluster-up cluster-down run e2e bench-serving bench-scale bench-rollback

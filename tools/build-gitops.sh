@@ -9,6 +9,9 @@
 #   argocd-health   Argo CD's health assessment             GOTOOLCHAIN=go1.27.3 (argo-cd v3.6.x
 #                                                           declares go 1.27.0; the Go command
 #                                                           fetches that toolchain from the proxy)
+#   argocd          Argo CD's single binary, with argocd-application-controller and
+#                   argocd-repo-server linked to it (it picks the component by the name it is
+#                   run under); GOTOOLCHAIN=go1.27.3 as for argocd-health
 #   kustomize-controller,
 #   source-controller  Flux v1.9.6 (local Go; v1.10.x needs modules the proxy refuses)
 # Prints a bin directory as its last line: the tool's own cache directory when one tool is
@@ -29,7 +32,7 @@ tools=("$@")
 version_of() {
   case $1 in
     kstatus) echo "$CLI_UTILS_VERSION" ;;
-    argocd-health) echo "$ARGOCD_VERSION" ;;
+    argocd-health|argocd) echo "$ARGOCD_VERSION" ;;
     kustomize-controller|source-controller) echo "$FLUX_VERSION" ;;
     *) echo "build-gitops: unknown tool $1" >&2; exit 2 ;;
   esac
@@ -38,11 +41,26 @@ version_of() {
 package_of() {
   case $1 in
     kustomize-controller|source-controller) echo "github.com/fluxcd/$1" ;;
+    argocd) echo github.com/argoproj/argo-cd/v3/cmd ;;
     *) echo . ;;
   esac
 }
 toolchain_of() {
-  case $1 in argocd-health) echo "$ARGOCD_GOTOOLCHAIN" ;; *) echo local ;; esac
+  case $1 in argocd-health|argocd) echo "$ARGOCD_GOTOOLCHAIN" ;; *) echo local ;; esac
+}
+# Argo CD's version variables, as its Makefile sets them (`argocd version` reports them).
+ldflags_of() {
+  local flags="-s -w"
+  if [ "$1" = argocd ]; then
+    local pkg=github.com/argoproj/argo-cd/v3/common
+    flags+=" -X $pkg.version=${ARGOCD_VERSION#v} -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.kubectlVersion=v0.37.0"
+  fi
+  echo "$flags"
+}
+# Names the binary is also run under (symlinks next to it in its cache directory).
+aliases_of() {
+  case $1 in argocd) echo argocd-application-controller argocd-repo-server ;; esac
 }
 # A change to the wrapper (main.go, go.mod, go.sum) gives a new cache entry.
 key_of() {
@@ -66,7 +84,8 @@ for t in "${tools[@]}"; do
     mkdir -p "$dir"
     s=$SECONDS
     (cd "$here/gitops/$t" && GOTOOLCHAIN=$(toolchain_of "$t") \
-      go build -ldflags "-s -w" -o "$dir/$t.tmp" "$(package_of "$t")")
+      go build -ldflags "$(ldflags_of "$t")" -o "$dir/$t.tmp" "$(package_of "$t")")
+    for alias in $(aliases_of "$t"); do ln -sfn "$t" "$dir/$alias"; done
     mv "$dir/$t.tmp" "$dir/$t"
     echo "build-gitops: $t built in $((SECONDS - s)) s" >&2
     built+=("$t")

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 node=${1:-}
 
-packages=(docker.io prometheus debootstrap wrk)  # wrk: make bench-serving
+# redis-server: Argo CD in tests/gitops; wrk: make bench-serving
+packages=(docker.io prometheus debootstrap redis-server wrk)
 [ "$node" = --node ] && packages+=(containerd runc containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${packages[@]}"; do

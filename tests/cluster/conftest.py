@@ -25,14 +25,14 @@ from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
 from modelops.devcluster.components import BINARIES
-from tests.cluster.support import Cluster, OperatorProcess
+from tests.cluster.support import CONTROL_PLANE_KEY, Cluster, OperatorProcess
 
 HERE = Path(__file__).resolve().parent
 CRDS_DIR = HERE.parents[1] / "crds"
 CRD_PREFIX = "customresourcedefinition.apiextensions.k8s.io/"
 LOG_TAIL_LINES = 40
 _BIN_DIR = pytest.StashKey["Path | BinariesError"]()
-_PLANE = pytest.StashKey[ControlPlane]()
+_PLANE = CONTROL_PLANE_KEY  # in support: tests/gitops imports this file as another module
 
 
 def _use_existing_cluster() -> bool:
@@ -78,6 +78,10 @@ def control_plane(
         pytest.fail(f"cannot get the control-plane binaries: {found}", pytrace=False)
     if _use_existing_cluster():
         yield _existing_cluster(found, tmp_path_factory.mktemp("kubeconfig"))
+        return
+    if _PLANE in request.config.stash:  # another tier imported this fixture (tests/gitops):
+        plane = request.config.stash[_PLANE]  # one control plane per session, not one per tier
+        yield ClusterAccess(plane.kubeconfig, found, plane)
         return
     settings = ControlPlaneSettings(
         bin_dir=found, work_dir=tmp_path_factory.mktemp("controlplane"), die_with_parent=True

@@ -1,5 +1,6 @@
-"""A real Git server on loopback for the Flux tests: git's own `git http-backend` (smart HTTP)
-behind a small threaded WSGI server, serving the bare repositories under one directory.
+"""A real Git server on loopback for the GitOps tests (tests/gitops: Flux and Argo CD): git's own
+`git http-backend` (smart HTTP) behind a small threaded WSGI server, serving the bare
+repositories under one directory.
 
 `GitServer(root).start()` listens on 127.0.0.1 and gives `url(repo)`; `Repo` makes commits in a
 work tree and pushes them to the bare repository the server serves. Run as a module, the

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import kubernetes
+import pytest
 
 from modelops import contract
 
 ROOT = Path(__file__).resolve().parents[2]
+# The session's ControlPlane, so every tier that uses the `control_plane` fixture shares one.
+CONTROL_PLANE_KEY = pytest.StashKey["object"]()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

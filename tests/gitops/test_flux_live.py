@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import time
 from pathlib import Path
@@ -27,9 +26,9 @@ import yaml
 from modelops import contract
 from tests.cluster.gitserver import GitServer, Repo
 from tests.cluster.support import Cluster, OperatorProcess, free_port, wait_for
-from tests.cluster.test_ecosystem_live import POLICY, TrafficExporter, _model, _revision
+from tests.cluster.test_ecosystem_live import POLICY, _model, _revision
 from tests.factories import SHA_B, SHA_C
-from tests.unit.ecosystem import gitops_tools
+from tests.gitops.conftest import tool
 from tests.unit.ecosystem.argocd import BUILD_TIMEOUT
 
 pytestmark = BUILD_TIMEOUT
@@ -61,19 +60,19 @@ class Controllers:
         args = {"source-controller": [f"--storage-path={work / 'artifacts'}",
                                       f"--storage-addr={storage}", f"--storage-adv-addr={storage}"],
                 "kustomize-controller": []}
-        for tool in FLUX:
-            argv = [str(gitops_tools.tool(tool)), *args[tool], "--enable-leader-election=false",
+        for name in FLUX:
+            argv = [str(tool(name)), *args[name], "--enable-leader-election=false",
                     f"--metrics-addr=127.0.0.1:{free_port()}",
                     f"--health-addr=127.0.0.1:{free_port()}", "--events-addr="]
-            with open(work / f"{tool}.log", "wb") as log:
-                self.processes[tool] = subprocess.Popen(argv, env=env, stdout=log,
+            with open(work / f"{name}.log", "wb") as log:
+                self.processes[name] = subprocess.Popen(argv, env=env, stdout=log,
                                                         stderr=subprocess.STDOUT)
 
     def check_running(self) -> None:
-        for tool, process in self.processes.items():
+        for name, process in self.processes.items():
             if process.poll() is not None:
-                log = (self.work / f"{tool}.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"{tool} exited with {process.returncode}:\n{log}")
+                log = (self.work / f"{name}.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"{name} exited with {process.returncode}:\n{log}")
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -89,11 +88,11 @@ class Controllers:
 @pytest.fixture(scope="module")
 def flux(control_plane, crds, tmp_path_factory):
     work = tmp_path_factory.mktemp("flux")
-    for tool in FLUX:
-        gitops_tools.tool(tool)  # build first (cold: a few minutes), so failures name the build
+    for name in FLUX:
+        tool(name)  # build first (cold: a few minutes); skipped with the reason if that fails
     control_plane.kubectl("apply", "--server-side", *[a for f in _crd_files() for a in ("-f", f)])
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[
-        f"crd/{plural}.{GROUPS[tool]}" for tool in FLUX for plural in CRDS[tool]])
+        f"crd/{plural}.{GROUPS[t]}" for t in FLUX for plural in CRDS[t]])
     controllers = Controllers(control_plane.kubeconfig, work)
     (work / "git").mkdir()
     git = GitServer(work / "git").start()
@@ -105,14 +104,6 @@ def flux(control_plane, crds, tmp_path_factory):
         operator.stop()
         controllers.stop()
         git.stop()
-
-
-@pytest.fixture(scope="module")
-def exporter():
-    ip = f"127.0.{random.randint(1, 250)}.{random.randint(2, 250)}"
-    started = TrafficExporter(ip)
-    yield started
-    started.close()
 
 
 def _flux_objects(ns: str, url: str) -> list[dict]:
