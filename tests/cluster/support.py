@@ -324,3 +324,16 @@ class ServiceClient:
             except self.failures:
                 self.unreachable(revision)
             self.stop.wait(max(0.0, self.period - (time.monotonic() - started)))
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each of our processes (last started first), then SIGKILL what is left after 15 s."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)

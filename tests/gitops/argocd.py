@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.support import free_port, wait_for
+from tests.cluster.support import free_port, stop_processes, wait_for
 from tests.unit.ecosystem.gitops_tools import ARGOCD_CM
 
 NAMESPACE = "argocd"
@@ -132,15 +132,7 @@ class ArgoCD:
         return (self.work / f"{name}.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        for process in reversed(self.processes.values()):
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+        stop_processes(list(self.processes.values()))
 
 
 def install(control_plane) -> None:

@@ -10,14 +10,13 @@ test here gets the `gitops` and `cluster` markers.
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.conftest import control_plane, crds, namespace, operator  # noqa: F401
-from tests.cluster.test_ecosystem_live import TrafficExporter
+from tests.cluster.test_ecosystem_live import exporter  # noqa: F401 (the fake pods' /metrics)
 from tests.unit.ecosystem import gitops_tools
 
 HERE = Path(__file__).resolve().parent
@@ -44,15 +43,3 @@ def program(name: str, package: str) -> str:
     if not found:
         pytest.skip(f"{name} is not installed (Debian package {package}; `make setup` installs it)")
     return found
-
-
-@pytest.fixture(scope="module")
-def exporter():
-    """Serving pods' /metrics at a random 127.x address (tests/cluster/test_ecosystem_live.py)."""
-    ip = f"127.0.{random.randint(1, 250)}.{random.randint(2, 250)}"
-    try:
-        started = TrafficExporter(ip)
-    except OSError as error:
-        pytest.fail(f"cannot listen on {ip} for the fake pods: {error}")
-    yield started
-    started.close()

@@ -25,7 +25,7 @@ import yaml
 
 from modelops import contract
 from tests.cluster.gitserver import GitServer, Repo
-from tests.cluster.support import Cluster, OperatorProcess, free_port, wait_for
+from tests.cluster.support import Cluster, OperatorProcess, free_port, stop_processes, wait_for
 from tests.cluster.test_ecosystem_live import POLICY, _model, _revision
 from tests.factories import SHA_B, SHA_C
 from tests.gitops.conftest import tool
@@ -75,14 +75,7 @@ class Controllers:
                 pytest.fail(f"{name} exited with {process.returncode}:\n{log}")
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+        stop_processes(list(self.processes.values()))
 
 
 @pytest.fixture(scope="module")
