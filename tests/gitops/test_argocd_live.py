@@ -9,7 +9,7 @@ their /metrics, as in test_flux_live.py.
 The scenario: v1 from Git is Synced + Healthy; v2 pushed to Git breaks (50 % errors) and the
 operator rolls it back to v1 without writing the spec, so the Application is Synced + Degraded
 with the Model's RolledBack message, and Argo CD does not sync again (its operation, history
-and the Model's spec stay as they are for 25 s); v3 (the fix) pushed to Git is Healthy.
+and the Model's spec stay as they are for two minutes); v3 (the fix) pushed to Git is Healthy.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.gitops.conftest import program, tool
 from tests.unit.ecosystem.argocd import BUILD_TIMEOUT
 
 pytestmark = BUILD_TIMEOUT
-QUIET_SECONDS = 25  # several resyncs (argocd.RESYNC_SECONDS): nothing for Argo CD to sync
+QUIET_SECONDS = 120  # several resyncs (argocd.RESYNC_SECONDS): nothing for Argo CD to sync
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ exporter serves their /metrics.
 The scenario a GitOps user lives through: v1 from Git reconciles Ready; v2 pushed to Git breaks
 (50 % errors) and the operator rolls it back to v1 without writing the spec, so Flux has
 nothing to re-apply: the Kustomization reports the Model's failure and its apply count stays
-flat; v3 (the fix) pushed to Git rolls out and everything is Ready again. Every process
+flat for two minutes; v3 (the fix) pushed to Git rolls out and everything is Ready again. Every process
 started here is stopped by its PID.
 """
 
@@ -32,6 +32,7 @@ from tests.gitops.conftest import tool
 from tests.unit.ecosystem.argocd import BUILD_TIMEOUT
 
 pytestmark = BUILD_TIMEOUT
+QUIET_SECONDS = 120  # two minutes of a rolled-back Model under a 3 s Kustomization interval
 FLUX = ("source-controller", "kustomize-controller")
 CRDS = {"source-controller": ["gitrepositories", "ocirepositories", "buckets", "helmcharts",
                               "helmrepositories", "externalartifacts"],
@@ -166,7 +167,7 @@ def test_flux_applies_the_operator_rolls_back_without_a_fight_and_a_fix_recovers
     print(f"\nKustomization while v2 is rolled back: {failed}")
     assert "Model/" in failed[2] and "iris" in failed[2], failed
     writes, generation = _flux_writes(model), model["metadata"]["generation"]
-    time.sleep(20)  # several Kustomization intervals (3 s): Flux has nothing to re-apply
+    time.sleep(QUIET_SECONDS)  # 40 Kustomization intervals (3 s): Flux has nothing to re-apply
     model = cluster.model(ns, "iris")
     assert (_flux_writes(model), model["metadata"]["generation"]) == (writes, generation)
     assert model["status"]["servingVersion"] == "1"
