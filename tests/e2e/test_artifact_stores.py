@@ -63,6 +63,18 @@ def _secret(name: str, key: str, secret: str) -> dict:
             "stringData": {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}}
 
 
+def _predict(client, namespace: str, name: str) -> dict:
+    """The v1 answer through the Service; retried for a moment, since kube-proxy may still be
+    programming a Service whose Model has just become Ready."""
+    def answer():
+        try:
+            status, body = client.predict(v1_predict_url(name, namespace), {"instances": ROW})
+        except Exception:  # noqa: BLE001 - the client pod got no HTTP answer yet
+            return None
+        return body if status == 200 else None
+    return wait_for(answer, timeout=30, interval=1, what=f"a prediction from {name}")
+
+
 def _ready(api, namespace: str, name: str) -> None:
     wait_for(lambda: (api.condition(namespace, name, "Ready") or ("",))[0] == "True",
              timeout=240, interval=1, what=f"{name} serving")
@@ -82,8 +94,8 @@ def test_s3_artifact_with_credentials_from_a_secret_serves_and_wrong_keys_are_ac
                  sha256_hex(artifacts["good.joblib"]),
                  s3={**store, "credentialsSecret": {"name": "wrong-keys"}}))
     _ready(api, namespace, "from-s3")
-    status, body = client.predict(v1_predict_url("from-s3", namespace), {"instances": ROW})
-    assert status == 200 and body["predictions"] == [0], body
+    body = _predict(client, namespace, "from-s3")
+    assert body["predictions"] == [0], body
     wait_for(lambda: api.condition(namespace, "denied", "Stalled") == ("True", "AccessDenied"),
              timeout=240, interval=1, what="Stalled=AccessDenied")
     stalled = next(c for c in api.model(namespace, "denied")["status"]["conditions"]
@@ -104,8 +116,8 @@ def test_mlflow_model_by_version_and_by_alias_and_a_moved_alias_is_reported(
                  mlflow=mlflow))
     for name in ("by-version", "by-alias"):
         _ready(api, namespace, name)
-        status, body = client.predict(v1_predict_url(name, namespace), {"instances": ROW})
-        assert status == 200 and body["predictions"] == [0], (name, body)
+        body = _predict(client, namespace, name)
+        assert body["predictions"] == [0], (name, body)
     pinned = api.model(namespace, "by-alias")["status"]["mlflow"]
     assert (pinned["alias"], pinned["version"]) == ("iris@champion", first), pinned
     registry.alias("iris", "champion", second)
