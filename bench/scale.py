@@ -12,10 +12,13 @@ linearly to 3000 (the per-Model figures are printed). It gives up after 180 s pe
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +35,26 @@ from tests.cluster.support import OperatorProcess  # noqa: E402
 from tests.factories import model_spec  # noqa: E402
 
 NAMESPACE = "scale"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def request_counts(kubectl: list[str]) -> Counter:
+    """The API server's requests so far by (verb, resource), from apiserver_request_total."""
+    text = subprocess.run([*kubectl, "get", "--raw", "/metrics"], check=True,
+                          capture_output=True, text=True).stdout
+    counts: Counter = Counter()
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            key = (labels.get("verb", ""), labels.get("resource", "") +
+                   ("/" + labels["subresource"] if labels.get("subresource") else ""))
+            counts[key] += float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -95,7 +118,6 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
     operator = None
     try:
         kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
-        import subprocess
         subprocess.run([*kubectl, "apply", "-k", str(ROOT / "crds")], check=True,
                        capture_output=True)
         subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=180s",
@@ -115,6 +137,10 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
                                                    NAMESPACE, contract.MODEL_PLURAL, body)
 
         progress = Convergence(api)
+        before = request_counts(kubectl)
+        pids = {p.component.name: p.pid for p in plane.processes}
+        pids["operator"] = operator.process.pid
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         start = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(n)))
@@ -127,12 +153,25 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
             time.sleep(0.2)
         elapsed = time.monotonic() - start
         progress.stop.set()
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        requests = request_counts(kubectl) - before
         return {"n": n, "create_s": created, "converged_s": elapsed, "state": state,
-                "ok": state == (n, n, n), "rss_mib": peak_rss_mib(operator.process.pid)}
+                "ok": state == (n, n, n), "rss_mib": peak_rss_mib(operator.process.pid),
+                "cpu": cpu, "requests": requests}
     finally:
         if operator:
             operator.stop()
         plane.stop()
+
+
+def print_costs(r: dict) -> None:
+    """Where the time went: CPU seconds per process, and the API requests per Model."""
+    print("        CPU s until converged: " + ", ".join(
+        f"{name} {seconds:.1f}" for name, seconds in sorted(r["cpu"].items(),
+                                                             key=lambda kv: -kv[1])))
+    top = [(key, count) for key, count in r["requests"].most_common() if count >= r["n"] / 10]
+    print("        API requests per Model: " + ", ".join(
+        f"{verb} {resource} {count / r['n']:.2f}" for (verb, resource), count in top))
 
 
 def main(argv: list[str]) -> int:
@@ -149,6 +188,7 @@ def main(argv: list[str]) -> int:
                   f"{1024 * r['rss_mib'] / r['n']:>10.1f}  "
                   f"{'yes' if r['ok'] else 'NO ' + str(r['state'])}  (load average "
                   f"{os.getloadavg()[0]:.1f})", flush=True)
+            print_costs(r)
     return 0
 
 
