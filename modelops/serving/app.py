@@ -91,7 +91,7 @@ def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | 
     if settings.pod_annotations_file is not None:  # the operator's shadow phase switches it on
         shadow = Shadow(settings, ShadowMetrics(model=settings.model_name,
                                                 version=settings.model_version,
-                                                registry=metrics.registry))
+                                                registry=metrics.registry)).start()
     return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback,
                       shadow=shadow)
 

@@ -2,7 +2,7 @@
 
 Switched by pod annotations, not environment: the operator patches `modelops.io/shadow-*` on the
 serving revision's running pods (as it patches their role label), the kubelet rewrites the
-downward-API file named by MODELOPS_POD_ANNOTATIONS_FILE, and every worker re-reads it at most
+downward-API file named by MODELOPS_POD_ANNOTATIONS_FILE, and a thread in every worker re-reads it
 once a second. A variable in the pod template would replace the serving revision's pods, which
 a shadow must leave alone. The per-pod limits (queue, senders, deadline) are environment.
 
@@ -65,7 +65,9 @@ class Copy:
 
 
 class AnnotationsFile:
-    """The shadow target in the pod's annotations file, re-read at most every CHECK_SECONDS."""
+    """The shadow target in the pod's annotations file, re-read at most every CHECK_SECONDS.
+
+    `target` is replaced whole, so request threads read it without a lock."""
 
     def __init__(self, path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path, self.clock = path, clock
@@ -145,7 +147,7 @@ class Shadow:
               kind: str) -> None:
         """Maybe queue a copy of a request answered with `output`; never raises or blocks."""
         try:
-            target = self._target()
+            target = self.annotations.target
             if (target is None or environ.get(_SHADOW_ENVIRON)
                     or self._sample() * 100.0 >= target.percent):
                 return
@@ -157,15 +159,28 @@ class Shadow:
         except Exception:  # a bug here must not fail the user's answer
             self._log("offer", "Could not offer a shadow copy", exc_info=True)
 
-    def _target(self) -> ShadowTarget | None:
-        with self._lock:
-            if self.annotations.refresh():
-                target = self.annotations.target
-                candidate = target.version if target else None
-                self._metrics.configured(self._applied, candidate, target.percent if target else 0,
-                                         self.annotations.error is not None)
-                self._applied = candidate
-            return self.annotations.target
+    def start(self) -> Shadow:
+        """Read the annotations now, then once a second in a thread of this worker (so the
+        share in effect shows in the metrics even while no request comes)."""
+        self._refresh()
+        threading.Thread(target=self._watch, name="shadow-annotations", daemon=True).start()
+        return self
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(CHECK_SECONDS)
+            try:
+                self._refresh()
+            except Exception:  # keep watching whatever happens
+                self._log("watch", "Could not apply the shadow annotations", exc_info=True)
+
+    def _refresh(self) -> None:
+        if self.annotations.refresh():
+            target = self.annotations.target
+            candidate = target.version if target else None
+            self._metrics.configured(self._applied, candidate, target.percent if target else 0,
+                                     self.annotations.error is not None)
+            self._applied = candidate
 
     def _copy(self, environ: dict, target: ShadowTarget, protocol: str, body: bytes,
               output: tuple[str, np.ndarray], kind: str) -> Copy:
