@@ -225,3 +225,19 @@ def test_invalid_annotations_switch_shadow_off_and_say_so(thresholds, make_app, 
     text = client.get("/metrics").get_data(as_text=True)
     assert metric(text, c.METRIC_SHADOW_INVALID, model="first", version="1") == 1
     assert metric(text, c.METRIC_SHADOW_REQUESTS) is None
+
+
+@pytest.mark.parametrize(("percent", "low", "high"), [("0", 0, 0), ("50", 60, 140)])
+def test_the_share_of_copies_follows_the_percent(thresholds, make_app, candidate, tmp_path,
+                                                  percent, low, high):
+    path = tmp_path / "annotations"
+    path.write_text(f'{c.ANNOTATION_SHADOW_URL}="{candidate}"\n{c.ANNOTATION_SHADOW_VERSION}="2"\n'
+                    f'{c.ANNOTATION_SHADOW_PERCENT}="{percent}"\n')
+    client = make_app(thresholds["a"], "first", "1",
+                      **{c.ENV_POD_ANNOTATIONS_FILE: str(path)}).test_client()
+    for _ in range(200):
+        client.post("/v1/models/first:predict", json={"instances": [[1, 1, 1, 1]]})
+    time.sleep(0.5)
+    counts = shadow_counts(client, wanted=low)
+    assert low <= sum(counts[o] for o in c.SHADOW_OUTCOMES) <= high, counts  # 50 %: 5 sigma
+    assert counts["percent"] == float(percent)
