@@ -39,6 +39,9 @@ run: setup image ## The main job: local cluster, operator, the example models an
 bench-serving: setup ## Serving throughput vs MLServer and KServe (wrk), prints ratios
 	$(PY) bench/serving.py
 
+bench-shadow: setup ## Users' answers with shadow traffic off / on / to a hanging candidate (wrk), ratios
+	$(PY) bench/shadow.py
+
 bench-scale: setup ## Operator convergence with 100/300/1000 Models
 	$(PY) bench/scale.py
 
@@ -49,4 +52,4 @@ e2e: setup ## End to end on a real node here: cluster + node, images, operator, 
 	$(PY) -m modelops.devcluster up --deploy --dir $(DEVCLUSTER_DIR)
 	KUBECONFIG=$(DEVCLUSTER_DIR)/kubeconfig MODELOPS_USE_EXISTING_CLUSTER=1 $(PYTEST) tests/e2e -p no:cacheprovider
 
-.PHONY: help setup image test test-unit test-cluster test-gitops cluster-up cluster-down run e2e bench-serving bench-scale bench-rollback
+.PHONY: help setup image test test-unit test-cluster test-gitops cluster-up cluster-down run e2e bench-serving bench-shadow bench-scale bench-rollback

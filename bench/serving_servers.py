@@ -140,7 +140,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_modelops(label: str, model, work: Path, *, workers: int, threads: int,
-                   batch_size: int = 1, batch_wait_ms: float = 5.0) -> Server:
+                   batch_size: int = 1, batch_wait_ms: float = 5.0,
+                   extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     run_dir = work / f"modelops-{model.name}-{label}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,7 @@ def start_modelops(label: str, model, work: Path, *, workers: int, threads: int,
            c.ENV_THREADS: str(threads), c.ENV_BATCH_MAX_SIZE: str(batch_size),
            c.ENV_BATCH_MAX_WAIT_MS: str(batch_wait_ms),
            c.ENV_TERMINATION_LOG: str(run_dir / "termination-log"),
-           c.ENV_METRICS_DIR: str(run_dir / "metrics")}
+           c.ENV_METRICS_DIR: str(run_dir / "metrics"), **(extra_env or {})}
     command = [sys.executable, "-m", "modelops.serving"]
     return _launch(label, command, env, run_dir, f"http://127.0.0.1:{port}")
 

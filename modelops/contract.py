@@ -149,3 +149,23 @@ ENV_POD_LABELS_FILE: Final = "MODELOPS_POD_LABELS_FILE"  # the pod's labels (dow
 PODINFO_MOUNT: Final = "/etc/modelops/podinfo"  # downward API volume; its `labels` file
 FIELD_MANAGER: Final = "modelops"  # server-side apply field manager of every child
 REPORTING_COMPONENT: Final = "modelops-operator"  # Events' reportingComponent / source
+# --- Added by the shadow side (append only) ------------------------------------------------------
+# The serving revision's pods copy a share of their successful predict requests to a candidate
+# (serving/shadow.py). The switch is pod annotations, which the kubelet writes to a downward-API
+# file re-read once a second, so the operator turns shadow on/off without restarting the pods.
+ENV_POD_ANNOTATIONS_FILE: Final = "MODELOPS_POD_ANNOTATIONS_FILE"  # the pod's annotations file
+ANNOTATION_SHADOW_URL: Final = "modelops.io/shadow-url"  # http://<candidate Service>:<port>; absent = off
+ANNOTATION_SHADOW_VERSION: Final = "modelops.io/shadow-version"  # the candidate's version (label)
+ANNOTATION_SHADOW_PERCENT: Final = "modelops.io/shadow-percent"  # 0-100, default 100
+ANNOTATION_SHADOW_TOLERANCE: Final = "modelops.io/shadow-tolerance"  # regressors, default 0.01
+ENV_SHADOW_QUEUE: Final = "MODELOPS_SHADOW_QUEUE"  # copies waiting per worker, default 32
+ENV_SHADOW_SENDERS: Final = "MODELOPS_SHADOW_SENDERS"  # copies in flight per worker, default 2
+ENV_SHADOW_TIMEOUT: Final = "MODELOPS_SHADOW_TIMEOUT_SECONDS"  # total deadline per copy, default 1
+HEADER_SHADOW: Final = "Modelops-Shadow"  # on a copy: the sender's version; never mirrored again
+SHADOW_OUTCOMES: Final = ("mirrored", "shed", "error", "unreachable", "timeout")
+METRIC_SHADOW_REQUESTS: Final = "modelops_shadow_requests_total"  # model, version, candidate, outcome
+METRIC_SHADOW_ROWS: Final = "modelops_shadow_rows_total"  # model, version, candidate: rows compared
+METRIC_SHADOW_DISAGREEMENTS: Final = "modelops_shadow_disagreements_total"  # same labels
+METRIC_SHADOW_LATENCY: Final = "modelops_shadow_duration_seconds"  # same labels: candidate answers
+METRIC_SHADOW_PERCENT: Final = "modelops_shadow_percent"  # same labels: the share in effect
+METRIC_SHADOW_INVALID: Final = "modelops_shadow_config_invalid"  # model, version: 1 = annotations refused

@@ -20,22 +20,23 @@ from modelops.serving.artifact import artifact_format, read_verified, resolve_lo
 from modelops.serving.dataplane import ModelBackend
 from modelops.serving.failures import StartupFailure
 from modelops.serving.feedback import SEEN_FILENAME, Feedback, QualityCounters, SeenSet
-from modelops.serving.metrics import ServingMetrics, StepMetrics
+from modelops.serving.metrics import ServingMetrics, ShadowMetrics, StepMetrics
 from modelops.serving.model import LoadedModel, load_model
 from modelops.serving.openapi import OpenApiDocument
 from modelops.serving.routes import Routes
 from modelops.serving.settings import ServingSettings
+from modelops.serving.shadow import Shadow
 from modelops.serving.shared_dir import WorkerReadiness
 
 BACKEND_KEY = "modelops.backend"
 
 
 def create_app(backend, metrics: ServingMetrics, *, max_body_bytes: int,
-               feedback: Feedback | None = None) -> Flask:
+               feedback: Feedback | None = None, shadow: Shadow | None = None) -> Flask:
     """The Flask app serving `backend` (a ModelBackend or PipelineBackend)."""
     app = Flask("modelops.serving")
     routes = Routes(backend, metrics, max_body_bytes=max_body_bytes, feedback=feedback,
-                    openapi=OpenApiDocument.load())
+                    openapi=OpenApiDocument.load(), shadow=shadow)
     routes.register(app)
     app.wsgi_app = routes.infer_fast_path(app.wsgi_app)
     app.register_error_handler(HTTPException, _http_error)
@@ -86,7 +87,13 @@ def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | 
         backend.load()
     else:
         backend.load_in_background(on_failure)
-    return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback)
+    shadow = None
+    if settings.pod_annotations_file is not None:  # the operator's shadow phase switches it on
+        shadow = Shadow(settings, ShadowMetrics(model=settings.model_name,
+                                                version=settings.model_version,
+                                                registry=metrics.registry)).start()
+    return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback,
+                      shadow=shadow)
 
 
 def _feedback(settings: ServingSettings, metrics: ServingMetrics,

@@ -97,3 +97,53 @@ class StepMetrics:
         self._requests.labels(self._pipeline, step, str(code)).inc()
         self._latency.labels(self._pipeline, step).observe(seconds)
 
+
+
+class ShadowMetrics:
+    """What this pod's copies to a candidate came to (shadow.py); labelled with both versions."""
+
+    def __init__(self, *, model: str, version: str, registry: CollectorRegistry) -> None:
+        self._model, self._version = model, version
+        labels = ["model", "version", "candidate"]
+        self._requests = Counter(c.METRIC_SHADOW_REQUESTS, "Copies of predict requests sent to "
+                                 "a shadow candidate, by outcome", [*labels, "outcome"],
+                                 registry=registry)
+        self._rows = Counter(c.METRIC_SHADOW_ROWS, "Rows compared with a shadow candidate",
+                             labels, registry=registry)
+        self._disagreements = Counter(c.METRIC_SHADOW_DISAGREEMENTS, "Compared rows on which the "
+                                      "shadow candidate's prediction differs", labels,
+                                      registry=registry)
+        self._latency = Histogram(c.METRIC_SHADOW_LATENCY, "Duration of a shadow candidate's "
+                                  "answers in seconds", labels, buckets=LATENCY_BUCKETS,
+                                  registry=registry)
+        self._percent = Gauge(c.METRIC_SHADOW_PERCENT, "Share of predict requests copied to the "
+                              "shadow candidate", labels, multiprocess_mode="livemax",
+                              registry=registry)
+        self._invalid = Gauge(c.METRIC_SHADOW_INVALID, "1 while the shadow annotations are "
+                              "refused (see the log)", ["model", "version"],
+                              multiprocess_mode="livemax", registry=registry).labels(model, version)
+
+    def configured(self, previous: str | None, candidate: str | None, percent: float,
+                   invalid: bool) -> None:
+        """The target changed: the old candidate's share goes to 0, every new series exists."""
+        if previous is not None and previous != candidate:
+            self._percent.labels(self._model, self._version, previous).set(0)
+        if candidate is not None:
+            self._percent.labels(self._model, self._version, candidate).set(percent)
+            for outcome in c.SHADOW_OUTCOMES:
+                self._requests.labels(self._model, self._version, candidate, outcome)
+            for family in (self._rows, self._disagreements, self._latency):
+                family.labels(self._model, self._version, candidate)
+        self._invalid.set(1 if invalid else 0)
+
+    def outcome(self, candidate: str, outcome: str) -> None:
+        self._requests.labels(self._model, self._version, candidate, outcome).inc()
+
+    def compared(self, candidate: str, rows: int, disagreements: int, seconds: float) -> None:
+        self._rows.labels(self._model, self._version, candidate).inc(rows)
+        self._disagreements.labels(self._model, self._version, candidate).inc(disagreements)
+        self._latency.labels(self._model, self._version, candidate).observe(seconds)
+
+    def answered(self, candidate: str, seconds: float) -> None:
+        """A candidate answer that was not compared (an error status or a bad answer)."""
+        self._latency.labels(self._model, self._version, candidate).observe(seconds)

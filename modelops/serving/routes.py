@@ -30,6 +30,7 @@ from modelops.serving.errors import InvalidInput, NotFound, NotReady, ServingErr
 from modelops.serving.feedback import Feedback
 from modelops.serving.metrics import ServingMetrics
 from modelops.serving.openapi import OpenApiDocument
+from modelops.serving.shadow import Shadow
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class Routes:
     """The route handlers, bound to one backend (ModelBackend or PipelineBackend)."""
 
     def __init__(self, backend, metrics: ServingMetrics, *, max_body_bytes: int,
-                 feedback: Feedback | None = None, openapi: OpenApiDocument) -> None:
+                 feedback: Feedback | None = None, openapi: OpenApiDocument,
+                 shadow: Shadow | None = None) -> None:
         self.backend = backend
+        self.shadow = shadow
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.feedback = feedback
@@ -139,8 +142,11 @@ class Routes:
         self._check_name(name, None)
         request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
         signature = self._ready_signature()
-        features = v1.parse_predict_request(self._body(), signature)
+        body = self._body()
+        features = v1.parse_predict_request(body, signature)
         result = self.backend.infer(features, return_steps=request.args.get("steps") == "true")
+        if self.shadow is not None:
+            self.shadow.offer(request.environ, "v1", body, result.outputs[0], signature.kind)
         steps = {step: tensors[0][1] for step, tensors in (result.steps or {}).items()}
         payload = v1.predict_response(result.outputs[0][1], steps if result.steps else None)
         tokens = self._feedback_tokens(result)
@@ -174,8 +180,8 @@ class Routes:
     def _v2_infer(self, name: str, version: str | None, environ: dict) -> Response:
         self._check_name(name, version)
         signature = self._ready_signature()
-        parsed = v2.parse_infer_request(read_body(environ, self.max_body_bytes),
-                                        _header(environ, BINARY_HEADER))
+        body = read_body(environ, self.max_body_bytes)
+        parsed = v2.parse_infer_request(body, _header(environ, BINARY_HEADER))
         header_id = _header(environ, REQUEST_ID_HEADER)
         if header_id:
             _request_id(header_id)  # a bad header is refused even when the body has an id
@@ -185,6 +191,8 @@ class Routes:
             raise InvalidInput("parameters.return_steps must be true or false")
         features = v2.features_from_inputs(parsed.inputs, signature)
         result = self.backend.infer(features, parsed.outputs, return_steps)
+        if self.shadow is not None:
+            self.shadow.offer(environ, "v2", body, result.outputs[0], signature.kind)
         outputs = [v2.output_tensor(n, a) for n, a in result.outputs]
         for step, tensors in (result.steps or {}).items():
             outputs += [v2.output_tensor(f"{step}.{n}", a) for n, a in tensors]

@@ -89,6 +89,14 @@ class ServingSettings:
     pipeline_name: str = ""
     pipeline_steps: tuple[PipelineStep, ...] = ()
     pipeline_timeout_seconds: float = 5.0
+    pod_annotations_file: Path | None = None
+    """The downward-API annotations file that switches shadow traffic on (shadow.py)."""
+    shadow_queue: int = 32
+    """Copies waiting per worker; more are shed."""
+    shadow_senders: int = 2
+    """Copies in flight per worker (one sender thread each)."""
+    shadow_timeout_seconds: float = 1.0
+    """Total deadline of one copy, from the user's answer to the candidate's."""
 
     @property
     def served_name(self) -> str:
@@ -122,9 +130,18 @@ class ServingSettings:
                                                 100_000_000),
             graceful_timeout_seconds=read.number(c.ENV_GRACEFUL_TIMEOUT, 30.0, 0.0, 3600.0),
             metrics_dir=Path(environ[c.ENV_METRICS_DIR]) if environ.get(c.ENV_METRICS_DIR) else None,
+            pod_annotations_file=_optional_path(read, c.ENV_POD_ANNOTATIONS_FILE),
+            shadow_queue=read.integer(c.ENV_SHADOW_QUEUE, 32, 1, 100_000),
+            shadow_senders=read.integer(c.ENV_SHADOW_SENDERS, 2, 1, 64),
+            shadow_timeout_seconds=read.number(c.ENV_SHADOW_TIMEOUT, 1.0, 0.01, 600.0),
             **(_pipeline_fields(read) if mode == "pipeline" else _model_fields(read)),
         )
         return settings
+
+
+def _optional_path(read: _Reader, name: str) -> Path | None:
+    value = read.text(name, "")
+    return Path(value) if value else None
 
 
 def _feedback_key(read: _Reader) -> str:

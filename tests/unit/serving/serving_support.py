@@ -137,3 +137,34 @@ def train_frame_pipeline():
     columns = ColumnTransformer([("strings", OneHotEncoder(handle_unknown="ignore"), ["city", "plan"]),
                                  ("numbers", StandardScaler(), ["age", "income"])])
     return Pipeline([("columns", columns), ("classify", LogisticRegression(max_iter=500))]).fit(X, y)
+
+
+class FirstFeatureClassifier(ClassifierMixin, BaseEstimator):
+    """Class 1 when the first feature is above `threshold`, else 0: two thresholds disagree
+    exactly on the rows between them (the shadow tests' serving model and candidate)."""
+
+    def __init__(self, threshold: float = 0.0):
+        self.threshold = threshold
+
+    def fit(self, X, y=None):
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X):
+        return (np.asarray(X, dtype=float)[:, 0] > self.threshold).astype(np.int64)
+
+
+def threshold_artifacts(directory: Path, thresholds: dict[str, float]) -> dict[str, Artifact]:
+    """A FirstFeatureClassifier artifact per name (4 features, like iris)."""
+    X = np.zeros((2, 4))
+    return {name: dump(FirstFeatureClassifier(value).fit(X), directory / f"first-{name}.joblib")
+            for name, value in thresholds.items()}
+
+
+def shadow_rows(rows: int, share_between: float, low: float, high: float) -> list[list[float]]:
+    """`rows` rows whose first feature lies in (low, high] for exactly `share_between` of them."""
+    between = round(rows * share_between)
+    firsts = [low + (high - low) * (i + 1) / (between + 1) for i in range(between)]
+    firsts += [high + 1.0 + i for i in range(rows - between)]
+    return [[first, 1.0, 1.0, 1.0] for first in firsts]

@@ -30,6 +30,9 @@ def test_defaults_match_the_contract():
     assert settings.feedback_window == 1000
     assert settings.metrics_dir is None
     assert settings.served_name == "iris"
+    assert settings.pod_annotations_file is None  # no shadow traffic
+    assert (settings.shadow_queue, settings.shadow_senders, settings.shadow_timeout_seconds) == (
+        32, 2, 1.0)
 
 
 def test_every_variable_is_read():
@@ -41,7 +44,8 @@ def test_every_variable_is_read():
         c.ENV_SKOPS_TRUSTED_TYPES: " a.B , c.D ,", c.ENV_SKLEARN_VERSION_POLICY: "warn",
         c.ENV_DOWNLOAD_TIMEOUT: "2.5", c.ENV_DOWNLOAD_MAX_BYTES: "100", c.ENV_BATCH_MAX_SIZE: "16",
         c.ENV_BATCH_MAX_WAIT_MS: "2", c.ENV_FEEDBACK_WINDOW: "0", c.ENV_GRACEFUL_TIMEOUT: "7",
-        c.ENV_METRICS_DIR: "/tmp/metrics",
+        c.ENV_METRICS_DIR: "/tmp/metrics", c.ENV_POD_ANNOTATIONS_FILE: "/etc/podinfo/annotations",
+        c.ENV_SHADOW_QUEUE: "8", c.ENV_SHADOW_SENDERS: "3", c.ENV_SHADOW_TIMEOUT: "0.5",
     }
     settings = ServingSettings.from_env(env)
     assert settings.model_version == "3" and settings.artifact_sha256 == SHA
@@ -55,6 +59,9 @@ def test_every_variable_is_read():
     assert settings.batching and (settings.batch_max_size, settings.batch_max_wait_ms) == (16, 2.0)
     assert settings.feedback_window == 0 and settings.graceful_timeout_seconds == 7.0
     assert settings.metrics_dir == Path("/tmp/metrics")
+    assert settings.pod_annotations_file == Path("/etc/podinfo/annotations")
+    assert (settings.shadow_queue, settings.shadow_senders, settings.shadow_timeout_seconds) == (
+        8, 3, 0.5)
 
 
 @pytest.mark.parametrize(("env", "named"), [
@@ -77,6 +84,9 @@ def test_every_variable_is_read():
     ({c.ENV_ARTIFACT_URI: ""}, c.ENV_ARTIFACT_URI),
     ({c.ENV_ARTIFACT_URI: "https://example.invalid/m.joblib"}, c.ENV_ARTIFACT_SHA256),
     ({c.ENV_GRACEFUL_TIMEOUT: "-3"}, c.ENV_GRACEFUL_TIMEOUT),
+    ({c.ENV_SHADOW_QUEUE: "0"}, c.ENV_SHADOW_QUEUE),
+    ({c.ENV_SHADOW_SENDERS: "many"}, c.ENV_SHADOW_SENDERS),
+    ({c.ENV_SHADOW_TIMEOUT: "0"}, c.ENV_SHADOW_TIMEOUT),
 ])
 def test_bad_values_are_refused_naming_the_variable(env, named):
     with pytest.raises(StartupFailure) as raised:
