@@ -19,17 +19,6 @@ SUITE="${MODELOPS_DEBIAN_SUITE:-bookworm}"
 PACKAGES="python3.11,python3.11-venv,python3-distutils,ca-certificates"
 TARBALL="$MODELOPS_CACHE/python-base-$SUITE-py311.tar"
 
-# host_mirror: the first Debian archive URI the host's apt is configured with.
-host_mirror() {
-  local uri
-  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | awk '/^URIs:/ && $2 ~ /debian\/?$/ && $2 !~ /security/ {print $2; exit}')
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $3 == "'"$SUITE"'" {print $2; exit}' /etc/apt/sources.list)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
 # slim_rootfs DIR: drop what a server image never reads (docs, man pages, locales, apt lists).
 slim_rootfs() {
   local root="$1"
@@ -49,7 +38,7 @@ shape_like_python_slim() {
 build_tarball() {
   command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
   local mirror rootfs
-  mirror="${MODELOPS_DEBIAN_MIRROR:-$(host_mirror)}"
+  mirror=$(host_mirror "$SUITE")
   rootfs="$MODELOPS_CACHE/python-base-rootfs.tmp"
   rm -rf "$rootfs"
   mkdir -p "$rootfs"

@@ -44,3 +44,16 @@ ensure_docker() {
   done
   log "dockerd is up (pid $(cat "$MODELOPS_CACHE/dockerd.pid"))"
 }
+
+# host_mirror SUITE: $MODELOPS_DEBIAN_MIRROR, else the first Debian archive URI the host's apt
+# is configured with.
+host_mirror() {
+  local suite="$1" uri
+  [ -n "${MODELOPS_DEBIAN_MIRROR:-}" ] && { echo "$MODELOPS_DEBIAN_MIRROR"; return; }
+  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '/^URIs:/ && $2 ~ /debian\/?$/ && $2 !~ /security/ {print $2; exit}')
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $3 == "'"$suite"'" {print $2; exit}' /etc/apt/sources.list)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
