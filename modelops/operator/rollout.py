@@ -62,11 +62,13 @@ class _Pass(ServingSteps):
     def adopt_legacy(self) -> None:
         """A Model served by an operator from before revision records (an upgrade): status
         names a serving revision with no record. Its Deployment keeps the Service until the
-        spec's revision is ready (see `plan`), so upgrading the operator is not an outage."""
+        spec's revision is ready (see `plan`), so upgrading the operator is not an outage.
+        Any ready pod is enough: a legacy Deployment mid-restart still serves, and this is
+        decided once (the first pass writes records)."""
         rev = self.st.get("servingRevision")
         if self.records or not rev or rev == self.spec.revision or "legacyRevision" in self.st:
             return
-        if self.observed(rev).available:
+        if self.observed(rev).ready:
             self.st["legacyRevision"] = rev
             self.event("Normal", "Adopted", f"Version {self.st.get('servingVersion')} "
                        f"(Deployment from an earlier operator) keeps serving until revision "

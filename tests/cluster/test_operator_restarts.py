@@ -97,6 +97,8 @@ def _make_legacy(cluster: Cluster, ns: str, name: str, revision: str) -> None:
         labels[contract.LABEL_REVISION] = LEGACY
     apps.create_namespaced_deployment(ns, body)
     wait_for(lambda: cluster.mark_pods_ready(ns, name, LEGACY) == 2, what="legacy pods")
+    wait_for(lambda: (apps.read_namespaced_deployment_status(f"{name}-{LEGACY}", ns).status
+                      .ready_replicas or 0) == 2, what="legacy Deployment ready, as it had been")
     apps.delete_namespaced_deployment(f"{name}-{revision}", ns)
     wait_for(lambda: revision not in cluster.deployments(ns, name), what="v1 Deployment gone")
     cluster.core.patch_namespaced_service(name, ns, {"spec": {"selector": {

@@ -29,6 +29,7 @@ class World:
         self.failures: dict[str, str] = {}
         self.annotations: dict[str, str] = {}
         self.existing: set[str] = set()
+        self.ready_pods: dict[str, int] = {}  # overrides `ready` (2 of 2) for a revision
 
     def apply(self, **spec):
         self.spec = model_spec(**spec)
@@ -39,7 +40,8 @@ class World:
         if decision is not None and not decision.revision:
             decision = replace(decision, revision=self.status.get("servingRevision", ""))
         spec = parse_model(self.spec)
-        observed = {rev: RevisionState(replicas=2, ready=2 if rev in self.ready else 0,
+        observed = {rev: RevisionState(replicas=2, ready=self.ready_pods.get(
+                                           rev, 2 if rev in self.ready else 0),
                                        failure=self.failures.get(rev, ""))
                     for rev in self.existing}
         plan = plan_model(PlanInput(name="iris", spec=spec, generation=self.generation,
@@ -576,6 +578,27 @@ def test_operator_upgrade_keeps_the_legacy_deployment_serving_until_the_new_revi
     assert plan.service_revision == v1
     plan = world.step(1)
     assert legacy in plan.delete and "legacyRevision" not in world.status
+
+
+def test_operator_upgrade_adopts_a_legacy_deployment_with_only_some_pods_ready():
+    """Seen on the cluster tier under load: the first pass after the upgrade ran before the
+    legacy Deployment reported all replicas ready, so it was not adopted and never would be.
+    One ready pod still serves; the Service must stay on it."""
+    world, legacy = World(), "0123456789"
+    world.status = {"servingRevision": legacy, "servingVersion": "1"}
+    world.existing, world.ready_pods = {legacy}, {legacy: 1}
+    plan = world.step(1)
+    assert plan.service_revision == legacy and legacy not in plan.delete
+    assert world.status["legacyRevision"] == legacy
+
+
+def test_operator_upgrade_with_no_legacy_pod_ready_starts_afresh():
+    world, legacy = World(), "0123456789"
+    world.status = {"servingRevision": legacy, "servingVersion": "1"}
+    world.existing, world.ready_pods = {legacy}, {legacy: 0}
+    plan = world.step(1)
+    assert plan.service_revision == world.revision("1", SHA_A)
+    assert "legacyRevision" not in world.status
 
 
 def test_operator_upgrade_with_the_legacy_deployment_gone_starts_afresh():
