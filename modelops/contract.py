@@ -74,6 +74,8 @@ LABEL_PIPELINE: Final = "modelops.io/pipeline"
 MANAGED_BY: Final = "modelops"
 ANNOTATION_RETRY: Final = "modelops.io/retry"
 ANNOTATION_ROLLBACK_TO: Final = "modelops.io/rollback-to"
+ANNOTATION_PROMOTE: Final = "modelops.io/promote"  # a version: skip its shadow gate (modelops promote)
+ANNOTATION_ABORT: Final = "modelops.io/abort"  # a version: fail its shadow now (modelops abort)
 
 # --- Metrics the serving image exports (the rollback monitor reads these) ---------------------
 METRIC_REQUESTS: Final = "modelops_requests_total"  # labels: model, version, protocol, code

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from modelops import contract
 from modelops.operator.revisions import (
-    BAD, FAILED, ON_PROBATION, PROMOTED, RETIRED, ROLLED_BACK, STARTING, RevisionState,
+    BAD, FAILED, NOT_YET_SERVING, ON_PROBATION, PROMOTED, RETIRED, ROLLED_BACK, STARTING,
+    RevisionState,
     append_history, history_entry, iso, new_record, parse_iso, served, usable_target, whole)
 from modelops.operator.rollout_pass import (
     AVAILABLE, SCALED_TO_ZERO, Plan, PlanInput, assess)
 from modelops.operator.rollout_serving import ServingSteps
+from modelops.operator.rollout_shadow import ShadowSteps
 
 __all__ = ["Plan", "PlanInput", "RevisionState", "assess", "iso", "parse_iso", "plan_model"]
 
 
-class _Pass(ServingSteps):
+class _Pass(ServingSteps, ShadowSteps):
     """One planning pass; see the module docstring for the order."""
 
     # --- the pass -----------------------------------------------------------------------------
@@ -83,7 +85,8 @@ class _Pass(ServingSteps):
             append_history(self.history, history_entry(rec, self.now))
         elif rec["phase"] in BAD and rec.get("retryToken") != self.token:
             rec.update(changedAt=iso(self.now), judgedWindows=0)
-            rec.pop("rollbackDue", None)
+            for key in ("rollbackDue", "shadow", "shadowStartedAt", "shadowFailedAt"):
+                rec.pop(key, None)
             self.phase(rec, STARTING, "RetryRequested")
             self.event("Normal", "Retrying", f"Retrying version {rec['version']} "
                        f"({contract.ANNOTATION_RETRY} changed)")
@@ -91,7 +94,7 @@ class _Pass(ServingSteps):
             rec["changedAt"] = iso(self.now)
             self.phase(rec, STARTING, "Applied")
         for other in self.records.values():
-            if other is not rec and other["phase"] == STARTING:
+            if other is not rec and other["phase"] in NOT_YET_SERVING:
                 self.phase(other, RETIRED, "ReplacedByNewerRevision")
         return rec
 
@@ -169,7 +172,8 @@ class _Pass(ServingSteps):
                                        replicas=self.spec.replicas, now=self.now,
                                        deadline=self.policy.progress_deadline_seconds)
         if kind == AVAILABLE:
-            self.switch(current, desired)
+            if self.shadow_gate(current, desired):
+                self.switch(current, desired)
         elif kind == FAILED:
             self.phase(desired, FAILED, reason, message)
             self.event("Warning", reason, f"Version {version} failed: {message}")

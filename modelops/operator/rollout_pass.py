@@ -20,6 +20,7 @@ from modelops.operator.analysis import Decision
 from modelops.operator.revisions import (
     BAD, BAKING, FAILED, PROMOTED, STARTING, RevisionState, append_history, history_entry, iso,
     parse_iso, served, usable_target)
+from modelops.operator.shadow_gate import ShadowStats
 from modelops.operator.spec import ModelSpec
 
 AVAILABLE, UNAVAILABLE, SCALED_TO_ZERO = "Available", "Unavailable", "ScaledToZero"
@@ -35,6 +36,18 @@ class PlanInput:
     now: float
     annotations: Mapping[str, str] = field(default_factory=dict)
     decision: Decision | None = None
+    shadow: Mapping[str, ShadowStats] = field(default_factory=dict)  # candidate revision -> stats
+
+
+@dataclass(frozen=True)
+class ShadowWiring:
+    """Who mirrors to whom: the serving pods of `source` copy `percent` % of their requests to
+    the candidate revision's Service."""
+    source: str
+    candidate: str
+    version: str
+    percent: float
+    tolerance: float
 
 
 @dataclass
@@ -45,6 +58,7 @@ class Plan:
     service_version: str
     status: dict[str, Any]
     events: list[tuple[str, str, str]]  # (type, reason, message)
+    shadow: ShadowWiring | None = None
 
 
 def assess(record: Mapping[str, Any], state: RevisionState, *, replicas: int,
@@ -87,6 +101,7 @@ class PassState:
         self.decision: Decision | None = None
         self.warm: set[str] = set()       # revisions scaled up for a pending rollback
         self.failover: str | None = None  # the Service's revision while the serving one is down
+        self.shadowing: dict | None = None  # the candidate record receiving copies this pass
         self.token = inp.annotations.get(contract.ANNOTATION_RETRY, "")
 
     # --- small helpers ------------------------------------------------------------------------
@@ -105,6 +120,9 @@ class PassState:
         if phase in BAD:
             rec["retryToken"] = self.token
         append_history(self.history, history_entry(rec, self.now, self.verdict(rec["revision"])))
+
+    def shadow_wiring(self, source: str) -> ShadowWiring | None:
+        return None  # rollout_shadow.ShadowSteps wires a candidate in shadow
 
     def observed(self, revision: str | None) -> RevisionState:
         return self.inp.observed.get(revision or "", RevisionState())

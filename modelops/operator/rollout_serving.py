@@ -98,7 +98,8 @@ class ServingSteps(PassState):
         n, current = self.spec.replicas, self.serving()
         desired = self.records[self.spec.revision]
         keep = {current["revision"]: n}
-        keep.setdefault(desired["revision"], 0 if desired["phase"] == ROLLED_BACK else n)
+        stopped = desired["phase"] == ROLLED_BACK or desired.get("shadowFailedAt")
+        keep.setdefault(desired["revision"], 0 if stopped else n)
         if current["phase"] in ON_PROBATION or current.get("rollbackDue"):
             target = self.target_of(current)
             if target:
@@ -137,7 +138,8 @@ class ServingSteps(PassState):
         st["observedGeneration"] = self.inp.generation
         version = (self.records.get(service) or {}).get("version", self.spec.version)
         return Plan(deployments=deployments, delete=delete, service_revision=service,
-                    service_version=version, status=st, events=self.events)
+                    service_version=version, status=st, events=self.events,
+                    shadow=self.shadow_wiring(service) if touch else None)
 
     def legacy_service(self) -> str | None:
         """The adopted legacy revision while the spec's one has not served; dropped after."""

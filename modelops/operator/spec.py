@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from modelops.operator.analysis import RollbackPolicy
+from modelops.operator.shadow_gate import ShadowPolicy
 
 URI_SCHEMES = ("file://", "http://", "https://", "pvc://", "configMap://", "s3://", "models:/")
 STEP_INPUTS = ("previous", "features+previous")
@@ -104,6 +105,7 @@ class ModelSpec:
     serving: ServingOptions = ServingOptions()
     rollback: RollbackPolicy = RollbackPolicy()
     suspend: bool = False
+    shadow: ShadowPolicy | None = None  # spec.rollout.shadow; not a pod field (same revision)
 
     @property
     def revision(self) -> str:
@@ -182,6 +184,7 @@ def parse_model(spec: Mapping[str, Any]) -> ModelSpec:
     batch = serving.get("batch") or {}
     try:
         rollback = RollbackPolicy.from_spec(spec.get("rollback") or {})
+        shadow = ShadowPolicy.from_spec((spec.get("rollout") or {}).get("shadow"))
     except ValueError as error:
         raise SpecError(str(error)) from None
     return ModelSpec(
@@ -199,6 +202,7 @@ def parse_model(spec: Mapping[str, Any]) -> ModelSpec:
         ),
         rollback=rollback,
         suspend=bool(spec.get("suspend", False)),
+        shadow=shadow,
     )
 
 

@@ -30,6 +30,7 @@ class World:
         self.annotations: dict[str, str] = {}
         self.existing: set[str] = set()
         self.ready_pods: dict[str, int] = {}  # overrides `ready` (2 of 2) for a revision
+        self.shadow: dict = {}  # candidate revision -> ShadowStats, as the monitor measures
 
     def apply(self, **spec):
         self.spec = model_spec(**spec)
@@ -46,7 +47,8 @@ class World:
                     for rev in self.existing}
         plan = plan_model(PlanInput(name="iris", spec=spec, generation=self.generation,
                                     status=self.status, observed=observed, now=self.now,
-                                    annotations=self.annotations, decision=decision))
+                                    annotations=self.annotations, decision=decision,
+                                    shadow=self.shadow))
         self.status = plan.status
         self.existing = (self.existing | set(plan.deployments)) - set(plan.delete)
         return plan

@@ -19,6 +19,7 @@ from modelops import contract
 from modelops.operator.analysis import Decision
 from modelops.operator.revisions import HISTORY_LIMIT, ON_PROBATION, RevisionState
 from modelops.operator.rollout import PlanInput, plan_model
+from modelops.operator.shadow_gate import ShadowStats
 from modelops.operator.spec import parse_model
 from tests.factories import SHA_A, SHA_B, model_spec
 
@@ -27,6 +28,7 @@ POLICY = {"window": "1m", "interval": "10s", "consecutiveBreaches": 2, "minReque
           "bakeWindow": "5m", "minJudgedWindows": 2, "progressDeadlineSeconds": 120,
           "errorRateThreshold": 0.05}
 CONFIGS = ({}, {"limits": {"memory": "64Mi"}})
+SHADOW = {"minRows": 100, "maxDisagreement": 0.05, "maxErrorRate": 0.02, "maxDuration": "5m"}
 RESULTS = ("Passed", "Failed", "Inconclusive")
 
 
@@ -34,7 +36,8 @@ class PlannerMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.fields = {"version": "1", "sha256": SHA_A, "resources": {}, "replicas": 2,
-                       "suspend": False}
+                       "suspend": False, "shadow": False}
+        self.shadow: dict[str, ShadowStats] = {}  # what the monitor measured, by candidate
         self.status: dict = {}
         self.now, self.generation = T0, 1
         self.annotations: dict[str, str] = {}
@@ -57,6 +60,8 @@ class PlannerMachine(RuleBasedStateMachine):
                           suspend=f["suspend"], rollback=f.get("rollback", POLICY))
         if f["resources"]:
             spec["resources"] = copy.deepcopy(f["resources"])
+        if f["shadow"]:
+            spec["rollout"] = {"shadow": SHADOW}
         return spec
 
     def step(self, seconds: float = 0.0, decision: Decision | None = None) -> None:
@@ -71,7 +76,8 @@ class PlannerMachine(RuleBasedStateMachine):
         plan = plan_model(PlanInput(name="iris", spec=parse_model(raw),
                                     generation=self.generation, status=self.status,
                                     observed=self.seen, now=self.now,
-                                    annotations=dict(self.annotations), decision=decision))
+                                    annotations=dict(self.annotations), decision=decision,
+                                    shadow=dict(self.shadow)))
         assert raw == before, "the planner never writes the spec"
         self.check_history(old_history, plan.status["history"])
         self.status, self.plan = plan.status, plan
@@ -118,6 +124,26 @@ class PlannerMachine(RuleBasedStateMachine):
     @rule(threshold=st.sampled_from([0.01, 0.5]))
     def edit_threshold(self, threshold):
         self.apply(rollback={**POLICY, "errorRateThreshold": threshold})
+
+    @rule(on=st.booleans())
+    def shadow_policy(self, on):
+        self.apply(shadow=on)
+
+    @rule(data=st.data(), rows=st.sampled_from([0, 50, 200]),
+          disagree=st.sampled_from([0.0, 0.02, 0.3]), errors=st.sampled_from([0, 5, 100]),
+          action=st.sampled_from(["", "", contract.ANNOTATION_PROMOTE, contract.ANNOTATION_ABORT]))
+    def shadow_evidence(self, data, rows, disagree, errors, action):
+        """The monitor's counters for a candidate in shadow; now and then a user's verdict."""
+        shadowing = sorted(r["revision"] for r in self.status.get("revisions") or []
+                           if r["phase"] == "Shadowing")
+        if shadowing:
+            rev = data.draw(st.sampled_from(shadowing))
+            self.shadow[rev] = ShadowStats(rows=rows, disagreements=rows * disagree,
+                                           outcomes={"mirrored": rows, "error": errors})
+        if action:
+            self.annotations[action] = self.fields["version"]
+        self.step(10)
+        self.annotations.pop(action, None)
 
     @rule(suspend=st.booleans())
     def suspend(self, suspend):
@@ -271,6 +297,20 @@ class PlannerMachine(RuleBasedStateMachine):
                     candidates.add(target["revision"])
         if candidates & ready:
             assert self.plan.service_revision in ready, (self.plan.service_revision, ready)
+
+    @invariant()
+    def nothing_in_shadow_or_failed_there_answers_users(self):
+        """Issue 17: a revision in shadow, or one that failed its gate, is never the Service's;
+        copies go from the Service's revision to a candidate in shadow only."""
+        for rec in self.status.get("revisions") or []:
+            if rec["phase"] == "Shadowing" or rec.get("shadowFailedAt"):
+                assert not rec.get("servedAt"), rec
+                assert self.plan.service_revision != rec["revision"], rec
+        wiring = self.plan.shadow
+        if wiring is not None:
+            assert wiring.source == self.plan.service_revision != wiring.candidate
+            assert self.record(wiring.candidate)["phase"] == "Shadowing"
+            assert self.fields["shadow"] and not self.fields["suspend"]
 
     @invariant()
     def service_and_serving_exist(self):

@@ -1,0 +1,93 @@
+"""The shadow step of a planning pass (pure): a ready new revision answers no one until its
+predictions, compared with the serving revision's on copies of live traffic, pass the gate.
+
+`shadow_gate` runs when the desired revision is ready and would take the Service. Without a
+`spec.rollout.shadow` policy, or for a revision that served before (a revert), or once it
+passed, it lets the switch happen. Otherwise the revision enters Shadowing (an Event, the clock
+`shadowStartedAt`), the pass names it in `shadowing` (so the plan wires the serving pods to copy
+to it) and `shadow_gate.judge` decides on the evidence the monitor measured since the shadow
+started: Pass (it takes traffic and bakes as usual), Fail (Failed, scaled to zero, blocked until
+the revision changes or the retry annotation does; the serving revision is untouched) or Wait.
+The `modelops.io/promote` and `modelops.io/abort` annotations, naming the version, pass or
+fail it by hand.
+"""
+
+from __future__ import annotations
+
+from modelops import contract
+from modelops.operator.revisions import FAILED, SHADOWING, iso, parse_iso, served
+from modelops.operator.rollout_pass import PassState, ShadowWiring
+from modelops.operator.shadow_gate import FAIL, PASS, judge
+from modelops.operator.analysis import format_duration
+
+
+class ShadowSteps(PassState):
+    """`shadow_gate`, and the wiring the plan takes from it."""
+
+    def shadow_gate(self, current: dict, desired: dict) -> bool:
+        """True when `desired` may take the traffic now."""
+        policy, version = self.spec.shadow, desired["version"]
+        if policy is None or served(desired) or desired.get("shadowPassedAt"):
+            return True
+        if self.inp.annotations.get(contract.ANNOTATION_PROMOTE) == version:
+            self.passed(desired, "PromotedByUser", f"the {contract.ANNOTATION_PROMOTE} "
+                        f"annotation names version {version}")
+            return True
+        if desired["phase"] != SHADOWING:
+            desired.update(shadowStartedAt=iso(self.now), changedAt=iso(self.now))
+            desired.pop("shadow", None)
+            self.phase(desired, SHADOWING, "ShadowStarted")
+            self.event("Normal", "ShadowStarted", (
+                f"Version {version} is ready; it gets copies of {policy.percent:g}% of version "
+                f"{current['version']}'s requests and answers no one until it passes the "
+                "shadow gate"))
+        stats = self.inp.shadow.get(desired["revision"])
+        if stats is not None:
+            desired["shadow"] = stats.as_status()
+        verdict, reason, message = judge(policy, stats)
+        if self.inp.annotations.get(contract.ANNOTATION_ABORT) == version:
+            verdict, reason, message = FAIL, "Aborted", (
+                f"the {contract.ANNOTATION_ABORT} annotation names version {version}")
+        if verdict == PASS:
+            self.passed(desired, reason, message)
+            return True
+        if verdict == FAIL:
+            self.failed_shadow(current, desired, reason, message)
+            return False
+        self.shadowing = desired
+        started = parse_iso(desired.get("shadowStartedAt")) or self.now
+        # the serving version's own failing window must still show as Degraded
+        state = "HoldingDegraded" if self.verdict(current["revision"]).get(
+            "result") == "Failed" else "Holding"
+        if self.now - started > policy.max_duration_seconds:
+            self.say(state, "InsufficientShadowTraffic", (
+                f"version {current['version']} is serving; version {version} has been in shadow "
+                f"for over {format_duration(policy.max_duration_seconds)} without enough "
+                f"evidence ({message}); set {contract.ANNOTATION_PROMOTE}={version} to let it "
+                "take traffic anyway"))
+        else:
+            self.say(state, "Shadowing", f"version {current['version']} is serving; "
+                     f"version {version} is in shadow: {message}")
+        return False
+
+    def passed(self, desired: dict, reason: str, message: str) -> None:
+        desired["shadowPassedAt"] = iso(self.now)
+        self.event("Normal", "ShadowPassed", f"Version {desired['version']} passed its shadow "
+                   f"gate ({reason}): {message}")
+
+    def failed_shadow(self, current: dict, desired: dict, reason: str, message: str) -> None:
+        """Stopped in shadow: it never answered a user; its pods go to zero."""
+        version = desired["version"]
+        desired["shadowFailedAt"] = iso(self.now)
+        self.phase(desired, FAILED, reason, message)
+        self.event("Warning", "ShadowFailed", f"Version {version} failed its shadow gate: "
+                   f"{message}; it answered no user request")
+        self.say("Stalled", reason, f"version {version} failed its shadow gate: {message}; "
+                 f"version {current['version']} keeps serving")
+
+    def shadow_wiring(self, source: str) -> ShadowWiring | None:
+        rec, policy = self.shadowing, self.spec.shadow
+        if rec is None or policy is None or source == rec["revision"]:
+            return None
+        return ShadowWiring(source=source, candidate=rec["revision"], version=rec["version"],
+                            percent=policy.percent, tolerance=policy.tolerance)
