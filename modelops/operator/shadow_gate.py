@@ -49,10 +49,6 @@ class ShadowPolicy:
                              f"(known: {', '.join(_FIELDS)})")
         return cls(**{_FIELDS[key][0]: _value(key, value) for key, value in raw.items()})
 
-    def as_status(self) -> dict[str, Any]:
-        return {"percent": self.percent, "minRows": self.min_rows,
-                "maxDisagreement": self.max_disagreement, "maxErrorRate": self.max_error_rate}
-
 
 _FIELDS: dict[str, tuple[str, str, float, float | None]] = {
     "percent": ("percent", "number", 0.0, 100.0),
