@@ -288,13 +288,18 @@ def _server_container_base(image: str, pull_policy: str, env: dict[str, str],
 
 
 def _with_pod_labels(container: dict) -> dict:
-    """Mount the pod's own labels (downward API) so the server sees its role label, set by the
-    operator when the revision leaves service (serving/handover.py); returns the volume."""
+    """Mount the pod's own labels and annotations (downward API) so the server sees its role
+    label, set by the operator when the revision leaves service (serving/handover.py), and the
+    shadow annotations, set while a candidate is in shadow (serving/shadow.py); returns the
+    volume."""
     container["volumeMounts"].append({"name": "podinfo", "mountPath": c.PODINFO_MOUNT,
                                       "readOnly": True})
     container["env"].append({"name": c.ENV_POD_LABELS_FILE, "value": f"{c.PODINFO_MOUNT}/labels"})
+    container["env"].append({"name": c.ENV_POD_ANNOTATIONS_FILE,
+                             "value": f"{c.PODINFO_MOUNT}/annotations"})
     return {"name": "podinfo", "downwardAPI": {"items": [
-        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}}
 
 
 def _http_probe(path: str, *, period: int, failures: int) -> dict:

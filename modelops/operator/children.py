@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator import kube
+from modelops.operator.builders import deployment_name
 
 TRUST_SECONDS = 30.0
 """How long our own write stands in for an index that has not seen the child yet."""
@@ -159,6 +160,12 @@ class Applier:
 
 
 APPLIER = Applier()
+
+
+def owned_by(model: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a pod summary's ReplicaSet is one of `model`'s own Deployments' (labels alone,
+    which anyone may set, do not make a pod ours)."""
+    return lambda pod: pod["owner"].startswith(deployment_name(model, pod["revision"]) + "-")
 
 
 def role_changes(pods: list[Mapping[str, Any]], serving_revision: str, owns: Callable[[Mapping], bool]

@@ -110,10 +110,19 @@ def apply(obj: Mapping[str, Any]) -> dict:
 
 def label(kind: str, name: str, namespace: str, labels: Mapping[str, str | None]) -> None:
     """Merge-patch labels of one object (None removes a label); a vanished object is no error."""
+    _merge_metadata(kind, name, namespace, {"labels": dict(labels)})
+
+
+def annotate(kind: str, name: str, namespace: str,
+             annotations: Mapping[str, str | None]) -> None:
+    """Merge-patch annotations of one object (None removes one); a vanished object is no error."""
+    _merge_metadata(kind, name, namespace, {"annotations": dict(annotations)})
+
+
+def _merge_metadata(kind: str, name: str, namespace: str, metadata: dict) -> None:
     api, plural = _api(kind)
     try:
-        getattr(api, f"patch_namespaced_{plural}")(name, namespace,
-                                                   {"metadata": {"labels": dict(labels)}},
+        getattr(api, f"patch_namespaced_{plural}")(name, namespace, {"metadata": metadata},
                                                    _content_type=MERGE_PATCH,
                                                    _preload_content=False)
     except ApiException as error:

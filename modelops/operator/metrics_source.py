@@ -110,7 +110,7 @@ class ScrapeSource:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.timeout = timeout
 
-    def _scrape(self, pod_urls: Mapping[str, str]) -> tuple[dict[str, list], dict[str, str]]:
+    def samples(self, pod_urls: Mapping[str, str]) -> tuple[dict[str, list], dict[str, str]]:
         """(samples by pod, failure reason by pod); MetricsUnavailable if no pod answered."""
         if not pod_urls:
             raise MetricsUnavailable("no serving pods to scrape")
@@ -138,7 +138,7 @@ class ScrapeSource:
         pod_urls maps pod name -> "http://<podIP>:8080/metrics". Pods that fail are listed in
         `Snapshot.unscraped`; if every pod fails, MetricsUnavailable says why for each.
         """
-        scraped, failed = self._scrape(pod_urls)
+        scraped, failed = self.samples(pod_urls)
         pods = {
             pod: request_counters(samples, model=model, version=version)
             for pod, samples in scraped.items()
@@ -148,7 +148,7 @@ class ScrapeSource:
     def quality_counters(self, pod_urls: Mapping[str, str], *, model: str,
                          version: str) -> dict[str, QualityCounts]:
         """Each readable pod's cumulative feedback counters (pod -> counts)."""
-        scraped, _ = self._scrape(pod_urls)
+        scraped, _ = self.samples(pod_urls)
         return {pod: quality_counters(samples, model=model, version=version)
                 for pod, samples in scraped.items()}
 
@@ -157,7 +157,7 @@ class ScrapeSource:
 
         Metrics no pod reports yet (no feedback) are absent from the result.
         """
-        scraped, _ = self._scrape(pod_urls)
+        scraped, _ = self.samples(pod_urls)
         merged: dict[str, list[float]] = {}
         for samples in scraped.values():
             for metric, values in quality_values(samples, model=model, version=version).items():

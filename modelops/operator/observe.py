@@ -50,7 +50,13 @@ def pod_summary(body: Mapping[str, Any]) -> dict:
         "failure": "" if ready else pod_failure(status),
         "role": (meta.get("labels") or {}).get(contract.LABEL_ROLE, ""),
         "owner": _replica_set(meta),
+        "shadow": {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k in SHADOW_ANNOTATIONS},
     }
+
+
+SHADOW_ANNOTATIONS = (contract.ANNOTATION_SHADOW_URL, contract.ANNOTATION_SHADOW_VERSION,
+                      contract.ANNOTATION_SHADOW_PERCENT, contract.ANNOTATION_SHADOW_TOLERANCE)
 
 
 def _replica_set(meta: Mapping[str, Any]) -> str:

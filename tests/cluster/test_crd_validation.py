@@ -177,6 +177,18 @@ BAD = [
     Bad("mlflow-alias-rollout", {"spec.artifact.uri": "models:/iris@champion",
                                  "spec.artifact.mlflow": {"aliasRollout": "Always"}},
         "spec.artifact.mlflow.aliasRollout"),
+    # spec.rollout.shadow (the progressive-delivery issue)
+    Bad("shadow-percent-zero", {"spec.rollout.shadow.percent": 0}, "spec.rollout.shadow.percent"),
+    Bad("shadow-percent-over", {"spec.rollout.shadow.percent": 101}, "spec.rollout.shadow.percent"),
+    Bad("shadow-disagreement-over", {"spec.rollout.shadow.maxDisagreement": 1.5},
+        "spec.rollout.shadow.maxDisagreement"),
+    Bad("shadow-min-rows-zero", {"spec.rollout.shadow.minRows": 0}, "spec.rollout.shadow.minRows"),
+    Bad("shadow-duration-short", {"spec.rollout.shadow.maxDuration": "500ms"},
+        "spec.rollout.shadow.maxDuration", "at least 1s"),
+    Bad("shadow-duration-garbled", {"spec.rollout.shadow.maxDuration": "soon"},
+        "spec.rollout.shadow.maxDuration"),
+    Bad("shadow-unknown-field", {"spec.rollout.shadow.maxLatency": "1s"},
+        "spec.rollout.shadow.maxLatency"),
 ]
 
 
@@ -242,6 +254,16 @@ def test_partial_rollback_keeps_the_other_defaults(control_plane, crds, namespac
     assert rollback == {**MODEL_SPEC_DEFAULTS["rollback"], "window": "10m"}
 
 
+SHADOW_DEFAULTS = {"percent": 100, "minRows": 200, "maxDisagreement": 0.05,
+                   "maxErrorRate": 0.01, "tolerance": 0.01, "maxDuration": "30m"}
+
+
+def test_an_empty_shadow_policy_is_stored_with_every_default(control_plane, crds, namespace):
+    apply(control_plane, changed(GOOD_MODEL, {"spec.rollout": {"shadow": {}}}), namespace)
+    stored = read(control_plane, contract.MODEL_KIND, "house-price", namespace)["spec"]
+    assert stored["rollout"] == {"shadow": SHADOW_DEFAULTS}
+
+
 def test_every_field_round_trips(control_plane, crds, namespace):
     spec = {
         "version": "2024.06.1_rc-2",
@@ -254,6 +276,8 @@ def test_every_field_round_trips(control_plane, crds, namespace):
                      "bakeWindow": "2h", "minAccuracy": 0.9, "maxRmse": 12.5, "keepPrevious": 3,
                      "progressDeadlineSeconds": 120, "minJudgedWindows": 1, "onBakeTimeout": "Promote",
                      "minScoredRows": 10},
+        "rollout": {"shadow": {"percent": 12.5, "minRows": 500, "maxDisagreement": 0.02,
+                               "maxErrorRate": 0, "tolerance": 0.001, "maxDuration": "1h"}},
         "suspend": True,
     }
     apply(control_plane, {**GOOD_MODEL, "spec": spec}, namespace)

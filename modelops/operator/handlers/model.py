@@ -24,12 +24,15 @@ from modelops import contract
 from modelops.operator import alias_pin, kube, metrics
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
-from modelops.operator.children import APPLIER, ChildConflict, ChildRejected, rejection, role_changes
+from modelops.operator.children import (APPLIER, ChildConflict, ChildRejected, owned_by,
+                                        rejection, role_changes)
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import MODEL, first, read
-from modelops.operator.handlers.lifecycle import INDEXES, MONITOR, SETTINGS, remember_indexes
+from modelops.operator.handlers.lifecycle import (INDEXES, MONITOR, SETTINGS, SHADOW,
+                                                  remember_indexes)
 from modelops.operator.observe import pod_failure, revision_states
 from modelops.operator.rollout import Plan, PlanInput, iso, plan_model
+from modelops.operator.shadow_children import apply_shadow
 from modelops.operator.spec import SpecError, parse_model
 from modelops.operator.statuswrite import (CHILD_ERRORS, STATUS, apply_reporting_refusals,
                                            with_child_error)
@@ -83,6 +86,7 @@ async def on_model_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
     if type == "DELETED":
         QUEUE.forget(key)
         MONITOR.forget(meta["uid"])
+        SHADOW.forget(meta["uid"])
         STATUS.forget(meta["uid"])
         APPLIER.forget(key[0], {key[1]}, prefix=deployment_name(key[1], ""))
         metrics.forget_model(*key)
@@ -129,14 +133,15 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
     spec = pinned.spec  # models:/<name>@<alias> -> models:/<name>/<version>
     pods = read(indexes["modelops_pods"], key)
     deployments = read(indexes["modelops_deployments"], key)
-    decision, analysis = None, None
+    decision, analysis, shadow = None, None, {}
     if not spec.suspend:  # scrapes and decides only when due
         decision, analysis = MONITOR.evaluate(uid=meta["uid"], namespace=key[0], name=key[1],
                                               spec=spec, status=status, pods=pods, now=now)
+        shadow = SHADOW.measure(uid=meta["uid"], name=key[1], status=status, pods=pods, now=now)
     plan = plan_model(PlanInput(name=key[1], spec=spec, generation=meta["generation"],
                                 status=status, observed=revision_states(deployments, pods),
                                 now=now, annotations=dict(meta.get("annotations") or {}),
-                                decision=decision))
+                                decision=decision, shadow=shadow))
     _complete_status(body, plan, analysis, pinned, status, now)
     if not _write_status(body, status, plan.status):
         return
@@ -193,26 +198,30 @@ def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
 def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict],
                     pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger) -> None:
     """The Service first (a rollback is only a selector change: it should not wait for the
-    Deployments' writes), with the pods' role labels around it; then the Deployments."""
+    Deployments' writes), with the pods' role labels around it; then the Deployments, the
+    shadow's children (shadow_children.py) and the deletions."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     _ensure_feedback_key(body)
-    service = build_service(name, revision=plan.service_revision, version=plan.service_version)
-    _own(service, body)
-    live_service = next((s for s in read(indexes["modelops_services"], (namespace, name))
-                         if s["name"] == name), None)
-    before, after = role_changes(pods, plan.service_revision, lambda pod: pod["owner"].startswith(
-        deployment_name(name, pod["revision"]) + "-"))
     refused: list[Exception] = []  # one refused child does not stop the others
+
+    def apply_owned(child: dict, found: Mapping[str, Any] | None) -> bool:
+        _own(child, body)
+        return _apply(body, logger, child, found, refused)
+
+    services = read(indexes["modelops_services"], (namespace, name))
+    before, after = role_changes(pods, plan.service_revision, owned_by(name))
     _label_pods(namespace, before)
-    _apply(body, logger, service, live_service, refused)
+    apply_owned(build_service(name, revision=plan.service_revision, version=plan.service_version),
+                next((s for s in services if s["name"] == name), None))
     _label_pods(namespace, after)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
-        child = build_deployment(name, spec, image=SETTINGS.serving_image,
-                                 pull_policy=SETTINGS.image_pull_policy, replicas=replicas)
-        _own(child, body)
-        _apply(body, logger, child, live.get(revision), refused)
+        apply_owned(build_deployment(name, spec, image=SETTINGS.serving_image,
+                                     pull_policy=SETTINGS.image_pull_policy, replicas=replicas),
+                    live.get(revision))
+    apply_shadow(body, plan.shadow, pods=pods, services=services, apply=apply_owned,
+                 domain=SETTINGS.cluster_domain, logger=logger)
     if refused:
         raise refused[0]
     for revision in plan.delete:
@@ -222,11 +231,14 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
             logger.info(f"Deleted Deployment {deployment_name(name, revision)}")
 
 
-def _apply(body, logger, child: dict, live, refused: list[Exception]) -> None:
+def _apply(body, logger, child: dict, live, refused: list[Exception]) -> bool:
+    """Apply one child; False (and the error kept in `refused`) when it was refused."""
     try:
         _report(body, logger, child, APPLIER.apply(child, body, live))
+        return True
     except (ChildConflict, ChildRejected) as error:
         refused.append(error)
+        return False
 
 
 def _label_pods(namespace: str, changes: list[tuple[str, str]]) -> None:

@@ -104,16 +104,19 @@ class TestBuildDeployment:
         assert [v["name"] for v in pod["volumes"]] == ["scratch", "podinfo"]
         assert c.ENV_ARTIFACT_DIR not in _env(pod["containers"][0])
 
-    def test_the_server_sees_its_own_labels_for_its_role(self):
+    def test_the_server_sees_its_own_labels_and_annotations(self):
+        """Labels carry its role, annotations the shadow target (no restart to switch them)."""
         _, d = _deployment()
         pod = d["spec"]["template"]["spec"]
         (podinfo,) = [v for v in pod["volumes"] if v["name"] == "podinfo"]
         assert podinfo["downwardAPI"]["items"] == [
-            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]
         server = pod["containers"][0]
         assert {"name": "podinfo", "mountPath": c.PODINFO_MOUNT, "readOnly": True} in \
             server["volumeMounts"]
         assert _env(server)[c.ENV_POD_LABELS_FILE] == f"{c.PODINFO_MOUNT}/labels"
+        assert _env(server)[c.ENV_POD_ANNOTATIONS_FILE] == f"{c.PODINFO_MOUNT}/annotations"
 
     def test_replicas_override_and_resources(self):
         spec = parse_model(model_spec(resources={"requests": {"cpu": "100m"}}))
