@@ -1,7 +1,8 @@
-"""`modelops` (also `kubectl modelops`): list Models, show one's history, roll back, retry.
+"""`modelops` (also `kubectl modelops`): list Models, show history, roll back, retry, promote.
 
 Reads Models through the Kubernetes API and acts only through annotations that the operator
-watches (`contract.ANNOTATION_ROLLBACK_TO`, `contract.ANNOTATION_RETRY`); it never writes
+watches (`contract.ANNOTATION_ROLLBACK_TO`, `contract.ANNOTATION_RETRY`, and for a version in
+shadow `contract.ANNOTATION_PROMOTE` / `contract.ANNOTATION_ABORT`); it never writes
 `spec`, so GitOps tools stay in sync. Every failure (bad input, unknown model, no cluster) ends
 with exit status 1 (2 for command-line usage) and one line on stderr.
 """
@@ -26,6 +27,7 @@ from modelops.cli_views import (
     models_table,
     ref,
     rollback_line,
+    shadowing_version,
     versions_line,
 )
 
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", help="retry a rolled-back version (annotation)")
     retry.add_argument("name")
     retry.add_argument("-n", "--namespace")
+
+    for verb, says in (("promote", "let the version in shadow take the traffic now"),
+                       ("abort", "stop the version in shadow (it fails; nothing else changes)")):
+        shadow = commands.add_parser(verb, help=f"{says} (annotation)")
+        shadow.add_argument("name")
+        shadow.add_argument("-n", "--namespace")
     return parser
 
 
@@ -109,7 +117,20 @@ def run_retry(models: ModelClient, args: argparse.Namespace, out: TextIO, now: d
     return EXIT_OK
 
 
-COMMANDS = {"list": run_list, "history": run_history, "rollback": run_rollback, "retry": run_retry}
+def run_shadow_verdict(models: ModelClient, args: argparse.Namespace, out: TextIO,
+                       now: datetime) -> int:
+    """promote / abort: name the version in shadow in the annotation the operator acts on."""
+    model = models.get(args.namespace, check_name(args.name))
+    version = shadowing_version(model, args.command)
+    key = contract.ANNOTATION_PROMOTE if args.command == "promote" else contract.ANNOTATION_ABORT
+    models.annotate(args.namespace, args.name, {key: version})
+    print(f"{args.command.capitalize()} of {ref(model)} version {version} requested "
+          f"({key}={version})", file=out)
+    return EXIT_OK
+
+
+COMMANDS = {"list": run_list, "history": run_history, "rollback": run_rollback, "retry": run_retry,
+            "promote": run_shadow_verdict, "abort": run_shadow_verdict}
 
 
 def main(

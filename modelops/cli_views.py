@@ -232,3 +232,13 @@ def rollback_line(model: Mapping) -> str:
         if rollback.get("requests") is not None:
             text += f" ({rollback['requests']} requests)"
     return text
+
+
+def shadowing_version(model: dict, verb: str) -> str:
+    """The version in shadow (status.revisions phase Shadowing); CliError when there is none."""
+    records = (model.get("status") or {}).get("revisions") or []
+    version = next((r.get("version") for r in records if r.get("phase") == "Shadowing"), None)
+    if version is None:
+        raise CliError(f"cannot {verb} {ref(model)}: no version is in shadow "
+                       f"(spec.rollout.shadow holds a new version there until it passes)")
+    return version

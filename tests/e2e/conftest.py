@@ -212,13 +212,22 @@ def samples(e2e_cluster: E2ECluster) -> Iterator[str]:
 def artifacts() -> dict[str, bytes]:
     """Artifacts trained here with the image's scikit-learn. good: LogisticRegression; flaky:
     log() of the inputs first, so a negative feature becomes NaN and the model raises for those
-    rows (a 500) while positive rows are fine."""
+    rows (a 500) while positive rows are fine; disagree: see `_disagreeing`."""
     X, y = load_iris(return_X_y=True)
     good = LogisticRegression(max_iter=500).fit(X, y)
     flaky = make_pipeline(FunctionTransformer(np.log), FunctionTransformer(validate=True),
                           LogisticRegression(max_iter=500)).fit(X + 1, y)
     return {"good.joblib": _dump(good), "flaky.joblib": _dump(flaky),
-            "frame.joblib": _dump(_frame_pipeline())}
+            "disagree.joblib": _dump(_disagreeing(X, y)), "frame.joblib": _dump(_frame_pipeline())}
+
+
+def _disagreeing(X, y):
+    """Agrees with good on the client's good row (class 0) but answers class 2, without an
+    error, for its bad row (a negative first feature): with bad_share 0.3, 30 % disagree."""
+    negative = X[y == 0].copy()
+    negative[:, 0] = -1.0
+    return LogisticRegression(max_iter=1000).fit(np.vstack([X, negative]),
+                                                 np.concatenate([y, np.full(len(negative), 2)]))
 
 
 def _frame_pipeline():

@@ -141,7 +141,8 @@ def artifact_configmap(name: str, files: dict[str, bytes]) -> dict:
 
 
 def model_manifest(name: str, version: str, uri: str, sha256: str, *, replicas: int = 1,
-                   rollback: dict | None = None, serving: dict | None = None) -> dict:
+                   rollback: dict | None = None, serving: dict | None = None,
+                   rollout: dict | None = None) -> dict:
     spec: dict[str, Any] = {
         "version": version,
         "artifact": {"uri": uri, "sha256": sha256, "format": "joblib"},
@@ -152,6 +153,8 @@ def model_manifest(name: str, version: str, uri: str, sha256: str, *, replicas: 
         spec["rollback"] = rollback
     if serving:
         spec["serving"] = serving
+    if rollout:
+        spec["rollout"] = rollout
     return {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
             "metadata": {"name": name}, "spec": spec}
 

@@ -266,6 +266,27 @@ def test_retry_sets_a_fresh_token(api):
                                          for _, _, body in api.patches)
 
 
+SHADOWING = make_model("fraud", servingVersion="1", revisions=[
+    {"revision": "r1", "version": "1", "phase": "Promoted"},
+    {"revision": "r2", "version": "2", "phase": "Shadowing"}])
+
+
+@pytest.mark.parametrize(("verb", "key"), [("promote", contract.ANNOTATION_PROMOTE),
+                                           ("abort", contract.ANNOTATION_ABORT)])
+def test_promote_and_abort_name_the_version_in_shadow(verb, key):
+    api = FakeCustomObjects(SHADOWING)
+    code, out, err = run(verb, "fraud", api=api)
+    assert (code, err) == (0, "")
+    assert api.patches == [("demo", "fraud", {"metadata": {"annotations": {key: "2"}}})]
+    assert out == f"{verb.capitalize()} of demo/fraud version 2 requested ({key}=2)\n"
+
+
+def test_promote_with_nothing_in_shadow_writes_nothing(api):
+    code, out, err = run("promote", "iris", api=api)
+    assert (code, out, api.patches) == (1, "", [])
+    assert err.startswith("error: cannot promote demo/iris: no version is in shadow")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
