@@ -165,7 +165,10 @@ MODEL_DEFAULTS = {
     "rollback.minScoredRows": 100,
     "rollback.bakeWindow": "30m", "rollback.keepPrevious": 1,
     "rollback.progressDeadlineSeconds": 600, "rollback.minJudgedWindows": 3,
-    "rollback.onBakeTimeout": "Hold",
+    "rollback.onBakeTimeout": "Hold", "rollout.shadow.percent": 100,
+    "rollout.shadow.minRows": 200, "rollout.shadow.maxDisagreement": 0.05,
+    "rollout.shadow.maxErrorRate": 0.01, "rollout.shadow.tolerance": 0.01,
+    "rollout.shadow.maxDuration": "30m",
 }
 PIPELINE_DEFAULTS = {"steps[].input": "previous", "timeoutSeconds": 5, "replicas": 1, "suspend": False}
 
@@ -285,7 +288,7 @@ RBAC_GOLDEN = {
     ("modelops.io", "models/finalizers"): ["update"],
     ("modelops.io", "modelpipelines/finalizers"): ["update"],
     ("apps", "deployments"): ["get", "list", "watch", "create", "patch", "delete"],
-    ("", "services"): ["get", "list", "watch", "create", "patch"],
+    ("", "services"): ["get", "list", "watch", "create", "patch", "delete"],
     ("", "secrets"): ["create"],
     ("", "pods"): ["list", "watch", "patch"],
     ("", "events"): ["create"],
@@ -371,3 +374,14 @@ def test_metrics_service_selects_the_operator_pod():
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     (port,) = service["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (contract.OPERATOR_METRICS_PORT, "metrics")
+
+
+def test_the_crds_shadow_defaults_are_the_operators():
+    """A `shadow: {}` the API server filled with the CRD's defaults means what an absent field
+    means to the operator (one policy, whichever side fills it in)."""
+    from modelops.operator.shadow_gate import ShadowPolicy
+
+    shadow = schema(contract.MODEL_KIND)["properties"]["spec"]["properties"]["rollout"][
+        "properties"]["shadow"]["properties"]
+    filled = {key: node["default"] for key, node in shadow.items()}
+    assert ShadowPolicy.from_spec(filled) == ShadowPolicy.from_spec({}) == ShadowPolicy()
