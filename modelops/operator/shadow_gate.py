@@ -106,9 +106,12 @@ class ShadowStats:
         return self.disagreements / self.rows if self.rows else None
 
     def as_status(self) -> dict[str, Any]:
-        return {"rows": round(self.rows), "disagreements": round(self.disagreements),
-                "disagreement": _round(self.disagreement), "errorRate": _round(self.error_rate),
-                "copies": {k: round(v) for k, v in sorted(self.outcomes.items())}}
+        """For status (no nulls: the API server drops them, and a status that never matches
+        what it stored would be written again every pass)."""
+        shown = {"rows": round(self.rows), "disagreements": round(self.disagreements),
+                 "disagreement": _round(self.disagreement), "errorRate": _round(self.error_rate),
+                 "copies": {k: round(v) for k, v in sorted(self.outcomes.items())}}
+        return {k: v for k, v in shown.items() if v is not None}
 
 
 def _round(value: float | None) -> float | None:

@@ -4,7 +4,9 @@
 planned from (a stale plan gets `Conflict` and is dropped), and remembers which resourceVersion
 its write replaced: the watch index can lag behind our own write, and a pass that starts from
 exactly that replaced version (`stale`) would re-plan from a status we already overwrote, so it
-waits for the watch instead. This is an equality test on opaque strings, never an ordering.
+waits for the watch instead. This is an equality test on opaque strings, never an ordering. A
+write the API server found to change nothing (it returns the same resourceVersion, e.g. a null
+it drops) brings no watch event, so it is not waited for.
 `with_child_error` puts a child's refusal (`ChildRejected`, `ChildNameConflict`) in the
 conditions the plan computed, so the status says why no progress happens (pure).
 """
@@ -39,12 +41,13 @@ class StatusWriter:
         if not patch:
             return True
         try:
-            kube.patch_status(plural, meta["namespace"], meta["name"], meta["resourceVersion"],
-                              patch)
+            written = kube.patch_status(plural, meta["namespace"], meta["name"],
+                                        meta["resourceVersion"], patch)
         except kube.Conflict:
             return False
-        with self._lock:
-            self._replaced[meta["uid"]] = meta["resourceVersion"]
+        if written != meta["resourceVersion"]:  # the server stored no change: no watch event
+            with self._lock:                     # comes, so there is nothing to wait for
+                self._replaced[meta["uid"]] = meta["resourceVersion"]
         return True
 
     def forget(self, uid: str) -> None:
