@@ -6,7 +6,8 @@ v1 serves iris traffic that follows the Service. v2, whose predictions differ on
 rows but which never errors, is applied with a shadow policy: it must enter Shadowing, get
 copies through its own Service, be stopped (Failed, zero replicas) on the disagreement without
 the Service ever selecting it, and the shadow's Service and the pods' annotations must go. v3,
-which agrees with v1 on 99 % of rows, passes its shadow and takes the traffic.
+which agrees with v1 on 99 % of rows, passes its shadow and takes the traffic. The operator is
+killed (SIGKILL) in the middle of v2's shadow and started again.
 """
 
 from __future__ import annotations
@@ -164,11 +165,14 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
         wait_for(lambda: s.status().get("lastGoodVersion") == "1", timeout=60, what="v1 promoted")
         s.apply("2", bake="5m", shadow=SHADOW)
         v2 = s.serve("2")
-        ready_at = time.monotonic()
+        ready_at = time.monotonic()  # includes an operator restart
         wait_for(lambda: s.record(v2).get("phase") == "Shadowing", what="v2 in shadow")
         wait_for(lambda: f"iris-{v2}" in s.service_names(), what="v2's own Service")
         wait_for(lambda: s.pod_annotations(v1).get(contract.ANNOTATION_SHADOW_VERSION) == "2",
                  what="v1's pod told to copy to v2")
+        s.operator.kill()  # mid-shadow: the evidence (in memory) starts again, v2 stays out
+        assert s.cluster.service_revision(ns, "iris") == v1
+        s.operator.start()
         s.wait_for_phase(v2, "Failed", timeout=90)
         failed_in = time.monotonic() - ready_at
         record = s.record(v2)
