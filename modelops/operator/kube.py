@@ -77,12 +77,17 @@ def create_secret_once(obj: dict, namespace: str) -> bool:
     if not _clients:
         configure()
     try:
-        _clients["core"].create_namespaced_secret(namespace, obj, _preload_content=False)
+        _drain(_clients["core"].create_namespaced_secret(namespace, obj, _preload_content=False))
     except ApiException as error:
         if error.status == 409:
             return False
         raise
     return True
+
+
+def _drain(response: Any) -> None:
+    """Give an answer we do not read back to the pool: unread, its connection stays taken."""
+    response.drain_conn()
 
 
 def read_meta(kind: str, name: str, namespace: str) -> dict | None:
@@ -122,9 +127,9 @@ def annotate(kind: str, name: str, namespace: str,
 def _merge_metadata(kind: str, name: str, namespace: str, metadata: dict) -> None:
     api, plural = _api(kind)
     try:
-        getattr(api, f"patch_namespaced_{plural}")(name, namespace, {"metadata": metadata},
-                                                   _content_type=MERGE_PATCH,
-                                                   _preload_content=False)
+        _drain(getattr(api, f"patch_namespaced_{plural}")(
+            name, namespace, {"metadata": metadata}, _content_type=MERGE_PATCH,
+            _preload_content=False))
     except ApiException as error:
         if error.status != 404:
             raise
@@ -136,8 +141,8 @@ def delete(kind: str, name: str, namespace: str, uid: str | None = None) -> bool
     body = kubernetes.client.V1DeleteOptions(propagation_policy="Background",
                                              preconditions={"uid": uid} if uid else None)
     try:
-        getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body,
-                                                    _preload_content=False)
+        _drain(getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body,
+                                                           _preload_content=False))
         return True
     except ApiException as error:
         if error.status in (404, 409):

@@ -33,6 +33,7 @@ SUBNET = "127.77.11"
 SHADOW = {"percent": 100, "minRows": 60, "maxDisagreement": 0.05, "maxErrorRate": 0.02}
 ROLLBACK = {"interval": "1s", "window": "3s", "consecutiveBreaches": 2, "minRequests": 10}
 X, Y = load_iris(return_X_y=True)
+ROWS = X[np.random.default_rng(7).permutation(len(X))]  # iris is sorted by class: mix it
 
 
 def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
@@ -48,7 +49,8 @@ def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
 
 
 class Traffic(ServiceClient):
-    """iris rows in turn, back to back, to whichever revision the Service selects."""
+    """iris rows in a shuffled order, back to back, to whichever revision the Service selects
+    (any stretch of them shows v2's 35 % disagreement, give or take the sample)."""
 
     def __init__(self, cluster: Cluster, namespace: str, ips: dict[str, str]):
         super().__init__(cluster, namespace, "iris", ips)
@@ -56,7 +58,7 @@ class Traffic(ServiceClient):
         self.row = 0
 
     def send(self, session: requests.Session, revision: str, base: str) -> None:
-        row, self.row = X[self.row % len(X)].tolist(), self.row + 1
+        row, self.row = ROWS[self.row % len(ROWS)].tolist(), self.row + 1
         answer = session.post(f"{base}/v1/models/iris:predict", json={"instances": [row]},
                               timeout=5)
         self.codes[(revision, answer.status_code)] += 1
@@ -178,7 +180,7 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
         record = s.record(v2)
         assert record["reason"] == "ShadowDisagreementAboveThreshold", record
         assert record["shadow"]["rows"] >= SHADOW["minRows"]
-        assert 0.2 < record["shadow"]["disagreement"] < 0.5, record["shadow"]
+        assert SHADOW["maxDisagreement"] < record["shadow"]["disagreement"] < 0.7, record["shadow"]
         assert record["shadow"]["errorRate"] == 0, record["shadow"]
         assert s.cluster.condition(ns, "iris", "Stalled") == (
             "True", "ShadowDisagreementAboveThreshold")
