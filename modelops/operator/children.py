@@ -168,17 +168,20 @@ def owned_by(model: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda pod: pod["owner"].startswith(deployment_name(model, pod["revision"]) + "-")
 
 
-def role_changes(pods: list[Mapping[str, Any]], serving_revision: str, owns: Callable[[Mapping], bool]
+def role_changes(pods: list[Mapping[str, Any]], serving_revision: str, owns: Callable[[Mapping], bool],
+                 shadow_candidate: str | None = None
                  ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(before the Service switch, after it): (pod name, role) label writes so pods out of
     service are `standby` (they close keep-alive connections) and pods back in service are
-    `serving`. A pod without the label serves normally, so the usual path writes nothing."""
+    `serving`. A pod without the label serves normally, so the usual path writes nothing. The
+    candidate in shadow is not standby: only the serving pods' senders reach it, and they keep
+    their connections to it."""
     before, after = [], []
     for pod in pods:
         if pod.get("deleting") or not owns(pod):
             continue
         role = pod.get("role", "")
-        if pod["revision"] == serving_revision:
+        if pod["revision"] in (serving_revision, shadow_candidate):
             if role == contract.ROLE_STANDBY:
                 before.append((pod["name"], contract.ROLE_SERVING))
         elif role != contract.ROLE_STANDBY:

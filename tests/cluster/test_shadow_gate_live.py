@@ -172,6 +172,9 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
         wait_for(lambda: f"iris-{v2}" in s.service_names(), what="v2's own Service")
         wait_for(lambda: s.pod_annotations(v1).get(contract.ANNOTATION_SHADOW_VERSION) == "2",
                  what="v1's pod told to copy to v2")
+        labels = s.cluster.core.list_namespaced_pod(
+            ns, label_selector=f"{contract.LABEL_REVISION}={v2}").items[0].metadata.labels
+        assert labels.get(contract.LABEL_ROLE) != contract.ROLE_STANDBY  # keeps its connections
         s.operator.kill()  # mid-shadow: the evidence (in memory) starts again, v2 stays out
         assert s.cluster.service_revision(ns, "iris") == v1
         s.operator.start()

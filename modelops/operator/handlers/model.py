@@ -210,7 +210,8 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
         return _apply(body, logger, child, found, refused)
 
     services = read(indexes["modelops_services"], (namespace, name))
-    before, after = role_changes(pods, plan.service_revision, owned_by(name))
+    before, after = role_changes(pods, plan.service_revision, owned_by(name),
+                                 plan.shadow.candidate if plan.shadow else None)
     _label_pods(namespace, before)
     apply_owned(build_service(name, revision=plan.service_revision, version=plan.service_version),
                 next((s for s in services if s["name"] == name), None))

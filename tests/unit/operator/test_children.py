@@ -87,6 +87,13 @@ def test_roles_only_out_of_service_pods_get_standby_and_returning_ones_serving()
     assert after == [("old-1", contract.ROLE_STANDBY)]
 
 
+def test_the_candidate_in_shadow_keeps_its_connections_and_leaves_standby():
+    pods = [pod("cand-1", "r3"), pod("cand-2", "r3", contract.ROLE_STANDBY), pod("old-1", "r0")]
+    before, after = role_changes(pods, "r1", owns, shadow_candidate="r3")
+    assert before == [("cand-2", contract.ROLE_SERVING)]
+    assert after == [("old-1", contract.ROLE_STANDBY)]
+
+
 def test_roles_settled_write_nothing():
     pods = [pod("a", "r1"), pod("b", "r0", contract.ROLE_STANDBY)]
     assert role_changes(pods, "r1", owns) == ([], [])
