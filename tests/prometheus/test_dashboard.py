@@ -2,7 +2,7 @@
 
 Five `python -m modelops.serving` processes (gunicorn) run on loopback: iris versions 1 and 2
 (version 2 one-hot encodes its features, so a value it never saw makes the model itself
-raise: a real 500), a `risk` model, a `petal` regressor, and a pipeline router chaining
+raise: a real 500; iris 1 mirrors its requests to it as to a candidate in shadow), a `risk` model, a `petal` regressor, and a pipeline router chaining
 iris -> risk; iris 1 and petal get true labels back through real feedback tokens. A sixth process
 exports the operator's own metrics (its real metric definitions) and records one rollback of
 iris 2 -> 1. Prometheus scrapes all six every second while a bounded scenario sends traffic;
@@ -135,15 +135,18 @@ def start_fleet(work: Path) -> Fleet:
     features, species = load_iris(return_X_y=True)
     with_species = np.column_stack([features, species])
     fleet = Fleet(work)
+    shadow = work / "iris-1.annotations"  # iris 1 mirrors its requests to iris 2
     iris = fleet.start("iris-1", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "1",
+                                  c.ENV_POD_ANNOTATIONS_FILE: str(shadow),
                                   **_feedback(work, "iris-1"), **_artifact(
         work / "iris-1.joblib", LogisticRegression(max_iter=1000).fit(features, species))})
     fleet.start("petal-1", {c.ENV_MODEL_NAME: "petal", c.ENV_MODEL_VERSION: "1",
                             **_feedback(work, "petal-1"), **_artifact(
         work / "petal-1.joblib", LinearRegression().fit(*_petal_data()))})
     strict = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression(max_iter=1000))
-    fleet.start("iris-2", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "2", **_artifact(
+    candidate = fleet.start("iris-2", {c.ENV_MODEL_NAME: "iris", c.ENV_MODEL_VERSION: "2", **_artifact(
         work / "iris-2.joblib", strict.fit(features, species))})
+    shadow.write_text(f'{c.ANNOTATION_SHADOW_URL}="{candidate}"\n{c.ANNOTATION_SHADOW_VERSION}="2"\n')
     risk = fleet.start("risk-1", {c.ENV_MODEL_NAME: "risk", c.ENV_MODEL_VERSION: "1", **_artifact(
         work / "risk-1.joblib", LogisticRegression(max_iter=1000).fit(with_species, species == 2))})
     steps = [{"name": "species", "model": "iris", "url": iris},
