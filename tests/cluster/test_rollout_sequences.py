@@ -391,7 +391,9 @@ def test_config_only_change_that_breaks_is_rolled_back(seq):
     seq.serving(v1)
     assert seq.phase(small) == "RolledBack" and seq.phase(v1) == "Promoted"
     assert seq.conditions()["Stalled"] == ("True", "RolledBack")
-    assert seq.cluster.deployments(seq.ns, NAME)[small].spec.replicas == 0
+    # the Service moves first, the broken revision is scaled down on the following write
+    seq.until("the rolled-back revision scaled to zero",
+              lambda: seq.cluster.deployments(seq.ns, NAME)[small].spec.replicas == 0)
     assert (small, "RolledBack") in _history(seq)
     assert ("Warning", "RolledBack") in seq.events()
     # the same spec again (Argo CD re-syncing) does not retry it
