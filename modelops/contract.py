@@ -105,6 +105,7 @@ ENV_K8S_BIN: Final = "MODELOPS_K8S_BIN"  # a bin dir with etcd, kube-apiserver, 
 ENV_CACHE: Final = "MODELOPS_CACHE"  # default ~/.cache/modelops (tools/build-k8s.sh reads it too)
 ENV_USE_EXISTING_CLUSTER: Final = "MODELOPS_USE_EXISTING_CLUSTER"  # "1": tests use $KUBECONFIG
 ENV_KIND_NODE_IMAGE: Final = "MODELOPS_KIND_NODE_IMAGE"  # kind node image (default: made here)
+ENV_LOCAL_CLUSTER: Final = "MODELOPS_LOCAL_CLUSTER"  # auto | kind | node | both (tests/e2e)
 ENV_ALLOW_DESTRUCTIVE: Final = "MODELOPS_ALLOW_DESTRUCTIVE"  # "1": allow any kube context
 DEV_CONTEXT: Final = "modelops-dev"  # kubeconfig context the harness writes
 DEV_CLUSTER_DIRNAME: Final = "devcluster"  # default work dir: $MODELOPS_CACHE/devcluster

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job (`make run`): a cluster (yours when KUBECONFIG is set, else a local control plane
-# plus a node on this machine), the operator installed with `kubectl apply -k deploy/`, the
-# example models and pipeline served, one prediction and one pipeline call printed.
+# The main job (`make run`): a cluster (yours when KUBECONFIG is set, else kind, or a local
+# control plane plus a node on this machine where kind cannot run), the operator installed with
+# `kubectl apply -k deploy/`, the example models and pipeline served, one prediction and one
+# pipeline call printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -15,7 +16,7 @@ if [ -n "${KUBECONFIG:-}" ] && [ "${MODELOPS_USE_EXISTING_CLUSTER:-}" = 1 ]; the
   $kubectl create namespace "$NS" --dry-run=client -o yaml | $kubectl apply -f -
   $kubectl apply -k deploy/samples -n "$NS"
 else
-  say "Local cluster: control plane + node on this machine, images, operator, samples"
+  say "Local cluster: kind (or, where kind cannot run, a control plane + node on this machine), images, operator, samples"
   line=$($PY -m modelops.devcluster up --deploy | tail -n 1)
   export "${line?}"
   kubectl="$($PY -c 'from modelops.devcluster.binaries import resolve_bin_dir; from modelops.devcluster.components import BINARIES; print(resolve_bin_dir(BINARIES))')/kubectl"

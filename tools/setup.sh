@@ -3,6 +3,8 @@
 # project and its test tools, and the pinned Kubernetes/etcd binaries (cached outside the tree).
 #
 #   tools/setup.sh [--node]     --node also installs/builds what the e2e node needs
+#   MODELOPS_LOCAL_CLUSTER=node  skips kind (built by default wherever a Docker engine answers or
+#                                dockerd can be started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node=${1:-}
@@ -36,4 +38,13 @@ components=()
 [ "$node" = --node ] && components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 bash tools/build-k8s.sh "${components[@]}" >/dev/null
 bash tools/build-gitops.sh >/dev/null  # kstatus and Argo CD health for tests/*/ecosystem
+# kind and its node image, built here (tools/build-kind.sh): `make run` and tests/e2e use kind
+# wherever Docker runs; MODELOPS_LOCAL_CLUSTER=node keeps to the host node and skips this
+if [ "${MODELOPS_LOCAL_CLUSTER:-auto}" != node ]; then
+  if (source tools/image/lib.sh && ensure_docker); then
+    bash tools/build-kind.sh >/dev/null
+  else
+    echo "setup: no Docker engine, so no kind: make run and tests/e2e use the host node" >&2
+  fi
+fi
 echo "setup: ready" >&2

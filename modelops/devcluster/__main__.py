@@ -10,7 +10,11 @@ plane detached so it outlives this command, prints progress to stderr and
 when the cluster in DIR is already healthy; otherwise it stops whatever survives of the recorded
 one and starts afresh (new certificates, empty etcd). `down` stops the processes recorded in
 DIR (the node first, tearing its pods and network down); `status` shows them with their memory.
-DIR defaults to $MODELOPS_CACHE/devcluster (~/.cache/modelops/devcluster), outside the work tree.
+`--kind` makes a kind cluster instead (modelops.devcluster.kind_cluster, kubeconfig in
+DIR/kind) and deploys the same way; `--deploy` alone picks kind wherever kind can run and the
+host node elsewhere ($MODELOPS_LOCAL_CLUSTER=kind|node overrides). `down` also deletes the kind
+cluster. DIR defaults to $MODELOPS_CACHE/devcluster (~/.cache/modelops/devcluster), outside the
+work tree.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from modelops.devcluster.cluster import (
     ProcessStatus,
 )
 from modelops.devcluster.components import BINARIES
+from modelops.devcluster.kind import KindError, KindSettings, kind_problems, local_clusters
+from modelops.devcluster.kind_cluster import KindCluster
 from modelops.devcluster.node import NODE_BUILD_SCRIPT, NODE_DIRNAME, Node, NodeError, NodeSettings
 from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
 from modelops.devcluster.node_images import ImageError
@@ -67,6 +73,37 @@ def up(work_dir: Path, node: bool = False, deploy: bool = False) -> int:
     return 0
 
 
+def kind_cluster(work_dir: Path) -> tuple[KindCluster, Path]:
+    """The kind cluster recorded under `work_dir` and the bin dir with its kubectl."""
+    bin_dir = resolve_bin_dir(BINARIES, progress=_say)
+    return KindCluster(KindSettings.from_env(bin_dir, os.environ), work_dir / "kind"), bin_dir
+
+
+def up_kind(work_dir: Path) -> int:
+    """A kind cluster (reused when it answers), images, operator and samples."""
+    cluster, bin_dir = kind_cluster(work_dir)
+    problems = kind_problems(cluster.settings)
+    if problems:
+        raise KindError("kind cannot run here: " + "; ".join(problems))
+    began = time.monotonic()
+    created = cluster.create()
+    _say(f"kind cluster {cluster.settings.name} {'created' if created else 'already running'} "
+         f"in {time.monotonic() - began:.1f} s (node image {cluster.settings.node_image})")
+    began = time.monotonic()
+    access = ClusterAccess(cluster.kubeconfig, bin_dir)
+    install_operator(access, cluster.load, progress=_say)
+    apply_samples(access, DEV_SAMPLES_NAMESPACE)
+    _say(f"operator and samples ({DEV_SAMPLES_NAMESPACE}) in {time.monotonic() - began:.1f} s")
+    print(f"KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+def wants_kind(env: Mapping[str, str]) -> bool:
+    """Whether `up --deploy` goes to kind: it can run here, unless the environment says node."""
+    bin_dir = resolve_bin_dir(BINARIES, env, progress=_say)
+    return "kind" in local_clusters(env, kind_problems(KindSettings.from_env(bin_dir, env)))
+
+
 def _start(work_dir: Path, node: bool) -> ControlPlane:
     bin_dir = resolve_bin_dir(BINARIES, progress=_say)
     if node:
@@ -88,7 +125,16 @@ def _start(work_dir: Path, node: bool) -> ControlPlane:
 
 
 def down(work_dir: Path) -> int:
-    """Stop the processes recorded in `work_dir`, the node first."""
+    """Delete the kind cluster if there is one; stop the processes recorded in `work_dir`, the
+    node first."""
+    kind_kubeconfig = work_dir / "kind" / "kubeconfig"
+    if kind_kubeconfig.is_file():
+        cluster, _ = kind_cluster(work_dir)
+        cluster.delete()
+        kind_kubeconfig.unlink()
+        _say(f"kind cluster {cluster.settings.name}: deleted")
+        if not (work_dir / "state.json").exists():
+            return 0
     try:
         node = Node.attach(work_dir / NODE_DIRNAME)
     except StateError:
@@ -136,16 +182,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--node", action="store_true", help="up: also start a node on this host")
     parser.add_argument(
-        "--deploy", action="store_true", help="up: node + images + operator + samples"
+        "--deploy", action="store_true",
+        help="up: a cluster with pods (kind where it can run, else the host node) + images + "
+             "operator + samples"
     )
+    parser.add_argument("--kind", action="store_true", help="up: kind + images + operator + samples")
     args = parser.parse_args(argv)
     work_dir = args.dir.expanduser().resolve()
     try:
+        if args.command == "up" and (args.kind or args.deploy and not args.node
+                                     and wants_kind(os.environ)):
+            return up_kind(work_dir)
         if args.command == "up":
             return up(work_dir, node=args.node, deploy=args.deploy)
         return {"down": down, "status": status}[args.command](work_dir)
     except (BinariesError, ControlPlaneError, NodeError, ImageError, KubectlError,
-            StateError) as failure:
+            StateError, KindError, ValueError) as failure:
         _say(f"error: {failure}")
         return 1
 

@@ -8,8 +8,10 @@ docker shim, and containerd must not set negative oom_score_adj), and cgroup v1,
 default CNI with our image, which carries a bridge conflist instead of kindnetd.
 `kind_problems` says why kind cannot run (empty when it can); `network_gateway` reads the
 host's address on the kind Docker network, which the pods reach (pure over `docker network
-inspect`). `KindCluster` creates, loads images into and deletes a cluster for `make run`; the
-e2e fixture drives pytest-kind instead, with the same binaries, image and config.
+inspect`). `local_clusters` picks where `make run` and tests/e2e run: kind wherever it can,
+the host node only where it cannot (or as $MODELOPS_LOCAL_CLUSTER says). The cluster itself is
+made by modelops.devcluster.kind_cluster for `make run` and by pytest-kind in tests/e2e, with
+the same binaries, image and config.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from modelops.contract import ENV_KIND_NODE_IMAGE
+from modelops.contract import ENV_KIND_NODE_IMAGE, ENV_LOCAL_CLUSTER
 from modelops.devcluster.binaries import pinned_k8s_version
 
 KIND_BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-kind.sh"
@@ -110,14 +112,47 @@ def write_cluster_config(settings: KindSettings, path: Path) -> Path:
 def kind_problems(settings: KindSettings) -> list[str]:
     """Why a kind cluster cannot start here (empty when it can); nothing is downloaded."""
     problems = [] if settings.kind.is_file() else [f"no kind binary at {settings.kind}"]
+    if not settings.own_image:  # e.g. kindest/node, which kind pulls where a registry answers
+        return problems + ([] if shutil.which("docker") else ["no docker CLI"])
+    return problems + node_image_problems(settings.node_image)
+
+
+def node_image_problems(node_image: str) -> list[str]:
+    """Why `node_image` cannot be used (no Docker, or not present locally); never pulls."""
     if not shutil.which("docker"):
-        return [*problems, "no docker CLI"]
-    image = subprocess.run(["docker", "image", "inspect", settings.node_image],
-                           capture_output=True, text=True, timeout=60, check=False)
+        return ["no docker CLI"]
+    try:
+        image = subprocess.run(["docker", "image", "inspect", node_image],
+                               capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        return ["docker image inspect: no answer in 60 s (is dockerd running?)"]
     if image.returncode != 0:
-        problems.append(f"node image {settings.node_image} is not present locally (it is never "
-                        f"pulled; tools/build-kind.sh makes it, or set {ENV_KIND_NODE_IMAGE})")
-    return problems
+        return [f"node image {node_image} is not present locally (it is never pulled; "
+                f"tools/build-kind.sh makes it, or set {ENV_KIND_NODE_IMAGE})"]
+    return []
+
+
+def settings_image_problems(env: Mapping[str, str]) -> list[str]:
+    """`node_image_problems` for the node image `env` names, without resolving binaries: a
+    cheap first answer to whether kind can run (tests/e2e chooses its flavour with it)."""
+    image = env.get(ENV_KIND_NODE_IMAGE) or local_node_image()
+    if not image.startswith(LOCAL_IMAGE_PREFIX):
+        return [] if shutil.which("docker") else ["no docker CLI"]
+    return node_image_problems(image)
+
+
+LOCAL_CLUSTER_CHOICES = {"kind": ("kind",), "node": ("node",), "both": ("node", "kind")}
+
+
+def local_clusters(env: Mapping[str, str], kind_problems_found: list[str]) -> tuple[str, ...]:
+    """Where the local cluster runs: $MODELOPS_LOCAL_CLUSTER (kind, node, both), or by default
+    kind when it can run here and the host node otherwise."""
+    wanted = env.get(ENV_LOCAL_CLUSTER, "").strip() or "auto"
+    if wanted == "auto":
+        return ("node",) if kind_problems_found else ("kind",)
+    if wanted not in LOCAL_CLUSTER_CHOICES:
+        raise ValueError(f"${ENV_LOCAL_CLUSTER}={wanted!r}: expected auto, kind, node or both")
+    return LOCAL_CLUSTER_CHOICES[wanted]
 
 
 def network_gateway(inspect_json: str) -> str:

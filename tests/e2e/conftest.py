@@ -1,26 +1,28 @@
 """Fixtures for tests/e2e: a real node (or kind) with the operator installed in-cluster.
 
-`e2e_cluster` (session, one parameter per flavor) yields an `E2ECluster`:
-- "node": with MODELOPS_USE_EXISTING_CLUSTER=1 and KUBECONFIG, that cluster (what `make e2e`
-  does after `devcluster up --deploy`); otherwise a control plane and a node on this host,
-  started here in a temp dir, with containerd's image store kept in the cache between runs.
-  Skipped, with the reason printed, when this host cannot run a node (not root, no
+`e2e_cluster` (session, one parameter per flavor) yields an `E2ECluster`. The flavor is kind
+wherever kind can run (its node image is present: `make setup` builds it where Docker runs) and
+the host node elsewhere; MODELOPS_LOCAL_CLUSTER=node|kind|both overrides that.
+- "existing": with MODELOPS_USE_EXISTING_CLUSTER=1, the cluster KUBECONFIG names (the operator
+  already installed, e.g. by `devcluster up --deploy`).
+- "node": a control plane and a node on this host, started here in a temp dir, with
+  containerd's image store kept in the cache between runs. Skipped, with the reason printed, when this host cannot run a node (not root, no
   containerd/runc/CNI plugins/Docker, ...) or another session's node holds it; a node that
   could start but does not is a failure.
-- "kind": a kind cluster through pytest-kind, only where the kind binary, Docker and a local node
-  image ($MODELOPS_KIND_NODE_IMAGE) exist; skipped with the reason otherwise (nothing is
-  downloaded).
+- "kind": a kind cluster through pytest-kind, from the kind binary and node image
+  tools/build-kind.sh makes (or $MODELOPS_KIND_NODE_IMAGE), with the cluster config
+  modelops.devcluster.kind derives from this host's quirks; the project's images go in with
+  `kind load`. One session at a time holds it (flock on /tmp/modelops-e2e.lock); skipped with the
+  reason where kind cannot run (nothing is downloaded).
 The binaries and images are built right after collection, outside any test's timeout; set-up
 times are printed at the end of the run, and component logs when an e2e test failed.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import fcntl
 import io
 import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,15 +41,24 @@ from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
 from modelops.devcluster.components import BINARIES
+from modelops.devcluster.kind import (KindError, KindSettings, host_address, kind_problems,
+                                      local_clusters, settings_image_problems,
+                                      write_cluster_config)
 from modelops.devcluster.node import (NODE_BUILD_SCRIPT, Node, NodeBusyError, NodeError,
                                       NodeSettings, node_problems)
 from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
+from modelops.devcluster.node_config import NODE_IP
 from modelops.devcluster.node_plan import NODE_BINARIES
 from tests.e2e.support import ClientPod, E2ECluster
 
 HERE = Path(__file__).resolve().parent
-KIND_NODE_IMAGE = os.environ.get("MODELOPS_KIND_NODE_IMAGE", "kindest/node:v1.36.3")
 KIND_CLUSTER = "modelops-e2e"
+KIND_LOCK = Path("/tmp/modelops-e2e.lock")
+KIND_LOCK_WAIT = 1800  # seconds another session's kind cluster may hold the lock
+# Chosen at import, before the binaries are resolved: where the node image is present, the
+# fixture checks the rest of what kind needs and says why when something is missing.
+FLAVORS = ("existing",) if os.environ.get(ENV_USE_EXISTING_CLUSTER) == "1" else local_clusters(
+    os.environ, settings_image_problems(os.environ))
 _BIN_DIR = pytest.StashKey["Path | BinariesError"]()
 _TIMES = pytest.StashKey[dict]()
 _NODES = pytest.StashKey[list]()
@@ -70,9 +81,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     progress = reporter.write_line if reporter else (lambda line: None)
     try:
-        resolve_bin_dir(BINARIES, progress=progress)
-        found: Path | BinariesError = resolve_bin_dir(
-            NODE_BINARIES, progress=progress, build_script=NODE_BUILD_SCRIPT)
+        found: Path | BinariesError = resolve_bin_dir(BINARIES, progress=progress)
+        if "node" in FLAVORS:
+            found = resolve_bin_dir(NODE_BINARIES, progress=progress,
+                                    build_script=NODE_BUILD_SCRIPT)
     except BinariesError as failure:
         found = failure
     session.config.stash[_BIN_DIR] = found
@@ -86,16 +98,16 @@ def _say(config: pytest.Config, line: str) -> None:
         reporter.write_line(f"e2e: {line}")
 
 
-@pytest.fixture(scope="session", params=["node", "kind"])
+@pytest.fixture(scope="session", params=FLAVORS)
 def e2e_cluster(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
     bin_dir = request.config.stash.get(_BIN_DIR, None)
     if bin_dir is None or isinstance(bin_dir, BinariesError):
         pytest.fail(f"cannot get the node binaries: {bin_dir}", pytrace=False)
     if request.param == "kind":
-        yield from _kind_cluster(request.config, bin_dir)
+        yield from _kind_cluster(request.config, bin_dir, tmp_path_factory.mktemp("kind"))
         return
-    if os.environ.get(ENV_USE_EXISTING_CLUSTER) == "1":
+    if request.param == "existing":
         yield _existing_cluster(bin_dir)
         return
     yield from _node_cluster(request.config, bin_dir, tmp_path_factory.mktemp("e2e"))
@@ -120,7 +132,7 @@ def _node_cluster(config: pytest.Config, bin_dir: Path, work_dir: Path) -> Itera
         install_operator(access, node_image_loader(node.layout.containerd_socket),
                          lambda line: _say(config, line))
         times["images + operator"] = time.monotonic() - began
-        yield E2ECluster(access, "node")
+        yield E2ECluster(access, "node", NODE_IP)
     except NodeBusyError as busy:  # another session's node: contention, not a defect
         pytest.skip(str(busy))
     except (ControlPlaneError, NodeError) as failure:
@@ -141,40 +153,58 @@ def _existing_cluster(bin_dir: Path) -> E2ECluster:
         pytest.fail(refusal, pytrace=False)
     access.kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/modelops-operator",
                    "--timeout=120s", timeout=150)
-    return E2ECluster(access, "node")
+    try:
+        address = host_address()  # a kind cluster's pods reach the host at the network gateway
+    except KindError:
+        address = NODE_IP
+    return E2ECluster(access, "existing", address)
 
 
-def kind_problems(node_image: str = KIND_NODE_IMAGE) -> list[str]:
-    """Why the kind flavor cannot run here (empty when it can); nothing is downloaded."""
-    problems = [] if shutil.which("kind") else ["no kind binary on PATH"]
-    if importlib.util.find_spec("pytest_kind") is None:
-        problems.append("pytest-kind is not installed (pip install pytest-kind)")
-    docker = shutil.which("docker") and subprocess.run(
-        ["docker", "image", "inspect", node_image], capture_output=True, timeout=60)
-    if not docker:
-        problems.append("no docker CLI")
-    elif docker.returncode != 0:
-        problems.append(f"node image {node_image} is not present locally "
-                        f"(set MODELOPS_KIND_NODE_IMAGE; it is never pulled)")
-    return problems
+def _kind_lock(config: pytest.Config) -> int:
+    """An exclusive flock on KIND_LOCK (the fd), waiting for another session's cluster."""
+    fd = os.open(KIND_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+    deadline, said = time.monotonic() + KIND_LOCK_WAIT, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                pytest.skip(f"kind: {KIND_LOCK} held by another session for {KIND_LOCK_WAIT} s")
+            if not said:
+                _say(config, f"kind: waiting for {KIND_LOCK} (another session's cluster)")
+                said = True
+            time.sleep(2)
 
 
-def _kind_cluster(config: pytest.Config, bin_dir: Path) -> Iterator[E2ECluster]:
-    problems = kind_problems()
+def _kind_cluster(config: pytest.Config, bin_dir: Path, work_dir: Path) -> Iterator[E2ECluster]:
+    settings = KindSettings.from_env(bin_dir, os.environ, name=KIND_CLUSTER)
+    problems = kind_problems(settings)
     if problems:
         pytest.skip("kind: " + "; ".join(problems))
     from pytest_kind import KindCluster  # only where kind can run
 
-    cluster = KindCluster(KIND_CLUSTER, image=KIND_NODE_IMAGE, kind_path=Path(shutil.which("kind")),
+    lock = _kind_lock(config)
+    times, began = config.stash[_TIMES], time.monotonic()
+    cluster = KindCluster(KIND_CLUSTER, kubeconfig=work_dir / "kubeconfig",
+                          image=settings.node_image, kind_path=settings.kind,
                           kubectl_path=bin_dir / "kubectl")
-    cluster.create()
     try:
+        cluster.delete()  # a cluster left by a killed session would carry its objects
+        cluster.create(write_cluster_config(settings, work_dir / "kind.yaml"))
+        times["kind cluster"] = time.monotonic() - began
         access = ClusterAccess(Path(cluster.kubeconfig_path), bin_dir)
+        began = time.monotonic()
         install_operator(access, lambda tags: [cluster.load_docker_image(t) or t for t in tags],
                          lambda line: _say(config, line))
-        yield E2ECluster(access, "kind")
+        times["kind images + operator"] = time.monotonic() - began
+        yield E2ECluster(access, "kind", host_address())
+    except KindError as failure:
+        pytest.fail(str(failure), pytrace=False)
     finally:
         cluster.delete()
+        os.close(lock)
 
 
 def _fresh_namespace(access: ClusterAccess, prefix: str) -> str:

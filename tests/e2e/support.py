@@ -23,10 +23,13 @@ CLIENT_POD = "e2e-client"
 
 @dataclass(frozen=True)
 class E2ECluster:
-    """A cluster with the operator installed: `flavor` is "node" (this host) or "kind"."""
+    """A cluster with the operator installed: `flavor` is "node" (this host) or "kind";
+    `host_address` is where its pods reach servers on this host (the node's bridge address,
+    or the kind Docker network's gateway)."""
 
     access: ClusterAccess
     flavor: str
+    host_address: str
 
     def api(self) -> Cluster:
         return Cluster(self.access.api_client())

@@ -1,16 +1,15 @@
 """Artifacts from a real S3-compatible store and a real MLflow registry, served on the real node
 (issue 14). moto's S3 server (IAM authentication on) and `mlflow server` (sqlite, proxied
-artifacts) run on this host from the test-servers venv, bound to the node's bridge address,
-which only this node's pods can reach (the devcluster's guard chain drops it from any other
-interface). The operator resolves MLflow aliases from its pod; the init containers download
-with credentials from a Secret. On kind the host is not at that address: skipped there."""
+artifacts) run on this host from the test-servers venv, bound to the cluster's host address (on the dev
+node its bridge address, which the devcluster's guard chain drops from any other interface; on
+kind the Docker network's gateway). The operator resolves MLflow aliases from its pod; the init
+containers download with credentials from a Secret."""
 
 from __future__ import annotations
 
 import pytest
 
 from modelops import contract
-from modelops.devcluster.node_config import NODE_IP
 from tests.cluster.support import wait_for
 from tests.e2e.support import apply, sha256_hex, v1_predict_url
 from tests.unit.serving import stores
@@ -19,27 +18,26 @@ ROW = [[5.1, 3.5, 1.4, 0.2]]
 
 
 @pytest.fixture(scope="module")
-def venv(e2e_cluster):
-    if e2e_cluster.flavor != "node":
-        pytest.skip("the stores listen on the dev node's bridge address; kind's pods cannot reach it")
+def venv():
     return stores.servers_venv()
 
 
 @pytest.fixture(scope="module")
-def s3(venv, tmp_path_factory):
-    process, store = stores.start_s3(venv, tmp_path_factory.mktemp("s3") / "moto.log", host=NODE_IP)
+def s3(venv, e2e_cluster, tmp_path_factory):
+    process, store = stores.start_s3(venv, tmp_path_factory.mktemp("s3") / "moto.log",
+                                     host=e2e_cluster.host_address)
     yield store
     stores.stop(process)
 
 
 @pytest.fixture(scope="module")
-def registry(venv, artifacts, tmp_path_factory):
+def registry(venv, e2e_cluster, artifacts, tmp_path_factory):
     work = tmp_path_factory.mktemp("mlflow")
     paths = []
     for name in ("good.joblib", "flaky.joblib"):
         (work / name).write_bytes(artifacts[name])
         paths.append(work / name)
-    process, server = stores.start_mlflow(venv, work, host=NODE_IP)
+    process, server = stores.start_mlflow(venv, work, host=e2e_cluster.host_address)
     try:
         server.versions = server.log("iris", "cloudpickle", *paths)
         server.sha256 = [stores.model_file_sha256(server.uri, "iris", v, work / f"v{v}")
