@@ -166,6 +166,7 @@ ENV_SHADOW_QUEUE: Final = "MODELOPS_SHADOW_QUEUE"  # copies waiting per worker, 
 ENV_SHADOW_SENDERS: Final = "MODELOPS_SHADOW_SENDERS"  # copies in flight per worker, default 2
 ENV_SHADOW_TIMEOUT: Final = "MODELOPS_SHADOW_TIMEOUT_SECONDS"  # total deadline per copy, default 1
 HEADER_SHADOW: Final = "Modelops-Shadow"  # on a copy: the sender's version; never mirrored again
+HEADER_VERSION: Final = "Modelops-Version"  # pins a predict request to a version; names who answered
 SHADOW_OUTCOMES: Final = ("mirrored", "shed", "error", "unreachable", "timeout")
 METRIC_SHADOW_REQUESTS: Final = "modelops_shadow_requests_total"  # model, version, candidate, outcome
 METRIC_SHADOW_ROWS: Final = "modelops_shadow_rows_total"  # model, version, candidate: rows compared
@@ -173,3 +174,4 @@ METRIC_SHADOW_DISAGREEMENTS: Final = "modelops_shadow_disagreements_total"  # sa
 METRIC_SHADOW_LATENCY: Final = "modelops_shadow_duration_seconds"  # same labels: candidate answers
 METRIC_SHADOW_PERCENT: Final = "modelops_shadow_percent"  # same labels: the share in effect
 METRIC_SHADOW_INVALID: Final = "modelops_shadow_config_invalid"  # model, version: 1 = annotations refused
+METRIC_PINNED_REQUESTS: Final = "modelops_pinned_requests_total"  # model, version, target, code

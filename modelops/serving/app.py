@@ -23,6 +23,7 @@ from modelops.serving.feedback import SEEN_FILENAME, Feedback, QualityCounters, 
 from modelops.serving.metrics import ServingMetrics, ShadowMetrics, StepMetrics
 from modelops.serving.model import LoadedModel, load_model
 from modelops.serving.openapi import OpenApiDocument
+from modelops.serving.pinned import PinnedVersions
 from modelops.serving.routes import Routes
 from modelops.serving.settings import ServingSettings
 from modelops.serving.shadow import Shadow
@@ -92,8 +93,13 @@ def build_model_app(settings: ServingSettings, *, registry: CollectorRegistry | 
         shadow = Shadow(settings, ShadowMetrics(model=settings.model_name,
                                                 version=settings.model_version,
                                                 registry=metrics.registry)).start()
-    return create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback,
-                      shadow=shadow)
+    app = create_app(backend, metrics, max_body_bytes=settings.max_body_bytes, feedback=feedback,
+                     shadow=shadow)
+    app.wsgi_app = PinnedVersions(app.wsgi_app, name=settings.model_name,
+                                  version=settings.model_version, shadow=shadow,
+                                  max_body_bytes=settings.max_body_bytes,
+                                  registry=metrics.registry)
+    return app
 
 
 def _feedback(settings: ServingSettings, metrics: ServingMetrics,

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from schemathesis.checks import not_a_server_error
@@ -219,6 +219,8 @@ def test_openapi_document_never_5xx(apps):
     @settings(FUZZ, max_examples=600, suppress_health_check=list(HealthCheck))
     @given(schema_cases(apps["iris"]))
     def run(case) -> None:
+        # a header value with a line break cannot be sent over HTTP (werkzeug refuses to build it)
+        assume(not any("\n" in str(v) or "\r" in str(v) for v in (case.headers or {}).values()))
         response = case.call()
         COUNTS["schemathesis"] += 1
         COUNTS[f"schemathesis {response.status_code}"] += 1

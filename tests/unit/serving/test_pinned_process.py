@@ -1,0 +1,90 @@
+"""Pinned requests between real servers (`python -m modelops.serving` under gunicorn on loopback):
+the serving model A (version 1, 2 workers) forwards requests pinned to its shadow candidate B
+(version 2, which differs from A on 30 % of the rows) once its annotations file names B. A client
+keeping one connection open alternates pinned and unpinned requests: each answer is exactly the
+named version's (compared with B asked directly), says who made it, and the forwarded ones are
+counted as forwarded, not as A's requests, and are not copied in shadow."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from serving_support import metric, shadow_rows, threshold_artifacts
+from test_process import start
+from test_shadow_process import annotate
+
+from modelops import contract as c
+
+ROWS = shadow_rows(10, 0.3, 0.0, 0.3)
+V2_BODY = {"inputs": [{"name": "x", "shape": [10, 4], "datatype": "FP64",
+                       "data": [v for row in ROWS for v in row]}]}
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pinned")
+    artifacts = threshold_artifacts(work, {"a": 0.0, "b": 0.3})
+    annotations = work / "annotations"
+    annotate(annotations, None)
+    candidate = start(work, artifacts["b"].env("first", "2"), workers=1)
+    serving = start(work, artifacts["a"].env("first", "1", **{
+        c.ENV_POD_ANNOTATIONS_FILE: str(annotations)}), workers=2)
+    yield serving, candidate, annotations
+    assert serving.stop() == 0 and candidate.stop() == 0
+
+
+def predictions(reply: requests.Response) -> list:
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    return body["predictions"] if "predictions" in body else body["outputs"][0]["data"]
+
+
+def served_by(server, version: str) -> float:
+    text = server.metrics()
+    return sum(metric(text, c.METRIC_REQUESTS, protocol=p, code="200", version=version) or 0
+               for p in ("v1", "v2"))
+
+
+def test_a_version_in_shadow_answers_pinned_requests_through_the_serving_pods(servers):
+    serving, candidate, annotations = servers
+    ours = predictions(requests.post(f"{serving.url}/v2/models/first/infer", json=V2_BODY))
+    theirs = predictions(requests.post(f"{candidate.url}/v2/models/first/infer", json=V2_BODY))
+    assert sum(a != b for a, b in zip(ours, theirs)) == 3  # the two versions tell apart
+    before = requests.post(f"{serving.url}/v2/models/first/versions/2/infer", json=V2_BODY)
+    assert before.status_code == 404 and "reaches version 1" in before.json()["error"]
+
+    annotate(annotations, candidate.url)
+    served_before, candidate_before = served_by(serving, "1"), served_by(candidate, "2")
+    session, pinned = requests.Session(), 0
+    for index in range(40):
+        kind = index % 4
+        if kind == 0:
+            reply, expected = session.post(f"{serving.url}/v2/models/first/infer",
+                                           json=V2_BODY), ("1", ours)
+        elif kind == 1:
+            reply, expected = session.post(f"{serving.url}/v2/models/first/versions/2/infer",
+                                           json=V2_BODY), ("2", theirs)
+        elif kind == 2:
+            reply, expected = session.post(f"{serving.url}/v1/models/first:predict",
+                                           json={"instances": ROWS},
+                                           headers={c.HEADER_VERSION: "2"}), ("2", theirs)
+        else:
+            reply, expected = session.post(f"{serving.url}/v1/models/first:predict",
+                                           json={"instances": ROWS},
+                                           headers={c.HEADER_VERSION: "1"}), ("1", ours)
+        assert (reply.headers[c.HEADER_VERSION], predictions(reply)) == expected, index
+        pinned += expected[0] == "2"
+    text = serving.metrics()
+    assert metric(text, c.METRIC_PINNED_REQUESTS, target="2", code="200") == pinned == 20
+    assert served_by(serving, "1") - served_before == 20  # only its own answers
+    # the candidate answered the pinned ones and the copies of unpinned ones, nothing more
+    # (a copy's outcome is counted just after the candidate answered it: let them settle)
+    deadline, extra = time.monotonic() + 10, None
+    while extra != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        copies = sum(metric(serving.metrics(), c.METRIC_SHADOW_REQUESTS, candidate="2",
+                            outcome=o) or 0 for o in ("mirrored", "error"))
+        extra = served_by(candidate, "2") - candidate_before - 20 - copies
+    assert extra == 0
