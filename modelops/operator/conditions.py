@@ -84,20 +84,24 @@ def pipeline_ready(steps: list[Mapping[str, Any]]) -> tuple[str, str, str]:
     return TRUE, "AllStepsReady", f"all {len(steps)} steps are Ready"
 
 
-def model_conditions(outcome: tuple[str, str, str], decision: Any,
+def model_conditions(outcome: tuple[str, ...], decision: Any,
                      previous: list, *, now: str, generation: int) -> list[dict]:
-    """Ready / Reconciling / Stalled / Degraded / MetricsAvailable from the pass's outcome.
+    """Ready / Reconciling / Stalled / Degraded / MetricsAvailable from the pass's outcome
+    (state, reason, message[, Degraded's own reason]).
 
     One row per outcome state (Ready, Reconciling, Stalled, Degraded); None removes the type.
-    No row has Stalled=True beside Ready=True or Reconciling=True."""
-    state, reason, message = outcome
+    No row has Stalled=True beside Ready=True or Reconciling=True. While the serving version
+    breaches and something else is in progress (HoldingDegraded), Reconciling names the step in
+    progress and Degraded what is wrong, when the outcome says so."""
+    state, reason, message, *degraded_reason = outcome
+    breach = degraded_reason[0] if degraded_reason else reason
     t, f = TRUE, FALSE
     table = {
         "Serving": ((t, reason, message), None, (f, "Serving", message), None),
         "Baking": ((t, reason, message), (t, "Baking", message), (f, "Baking", message), None),
         "Holding": ((t, reason, message), (t, reason, message), (f, reason, message), None),
         "HoldingDegraded": ((t, "ServingDegraded", message), (t, reason, message),
-                            (f, reason, message), (t, reason, message)),
+                            (f, reason, message), (t, breach, message)),
         "Progressing": ((f, reason, message), (t, reason, message), (f, reason, message), None),
         "Unavailable": ((f, reason, message), (t, reason, message), (f, reason, message), None),
         "ScaledToZero": ((t, reason, message), None, (f, reason, message), None),

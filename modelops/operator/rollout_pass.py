@@ -97,7 +97,7 @@ class PassState:
         self.records: dict[str, dict] = {r["revision"]: r for r in self.st.get("revisions") or []}
         self.history: list[dict] = self.st.setdefault("history", [])
         self.events: list[tuple[str, str, str]] = []
-        self.outcome: tuple[str, str, str] = ("", "", "")
+        self.outcome: tuple[str, ...] = ("", "", "")
         self.decision: Decision | None = None
         self.warm: set[str] = set()       # revisions scaled up for a pending rollback
         self.failover: str | None = None  # the Service's revision while the serving one is down
@@ -108,10 +108,12 @@ class PassState:
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
 
-    def say(self, state: str, reason: str, message: str) -> None:
-        """Set the pass's outcome unless an earlier, more urgent step already did."""
+    def say(self, state: str, reason: str, message: str, degraded: str = "") -> None:
+        """Set the pass's outcome unless an earlier, more urgent step already did; `degraded`
+        is Degraded's own reason when it differs from the step in progress."""
         if not self.outcome[0]:
-            self.outcome = (state, reason, message)
+            self.outcome = (state, reason, message, degraded) if degraded else (
+                state, reason, message)
 
     def phase(self, rec: dict, phase: str, reason: str, message: str = "") -> None:
         if rec["phase"] == phase and rec.get("reason") == reason:

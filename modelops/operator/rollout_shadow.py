@@ -57,17 +57,21 @@ class ShadowSteps(PassState):
         self.shadowing = desired
         started = parse_iso(desired.get("shadowStartedAt")) or self.now
         # the serving version's own failing window must still show as Degraded
-        state = "HoldingDegraded" if self.verdict(current["revision"]).get(
-            "result") == "Failed" else "Holding"
+        serving_verdict = self.verdict(current["revision"])
+        failing = serving_verdict.get("result") == "Failed"
+        state, breach = ("HoldingDegraded", serving_verdict.get("reason") or "") if failing \
+            else ("Holding", "")
+        serving = (f"version {current['version']} is serving"
+                   + (f" and breaching ({serving_verdict.get('message')})" if failing else ""))
         if self.now - started > policy.max_duration_seconds:
             self.say(state, "InsufficientShadowTraffic", (
-                f"version {current['version']} is serving; version {version} has been in shadow "
-                f"for over {format_duration(policy.max_duration_seconds)} without enough "
-                f"evidence ({message}); set {contract.ANNOTATION_PROMOTE}={version} to let it "
-                "take traffic anyway"))
+                f"{serving}; version {version} has been in shadow for over "
+                f"{format_duration(policy.max_duration_seconds)} without enough evidence "
+                f"({message}); set {contract.ANNOTATION_PROMOTE}={version} to let it take "
+                "traffic anyway"), breach)
         else:
-            self.say(state, "Shadowing", f"version {current['version']} is serving; "
-                     f"version {version} is in shadow: {message}")
+            self.say(state, "Shadowing", f"{serving}; version {version} is in shadow: {message}",
+                     breach)
         return False
 
     def passed(self, desired: dict, reason: str, message: str) -> None:

@@ -176,3 +176,16 @@ def test_shadow_wiring_follows_a_rollback_of_the_serving_version():
     world.step(10, decision=FAIL)
     plan = world.step(1)
     assert plan.service_revision == v1 and plan.shadow.source == v1 and plan.shadow.candidate == v3
+
+
+def test_a_breaching_serving_version_shows_its_own_reason_while_a_candidate_is_in_shadow():
+    world = World(rollout=SHADOW)
+    v1, v2 = shadowing_v2(world)
+    plan = world.step(10, decision=FAIL)
+    assert plan.service_revision == v1 and world.record(v2)["phase"] == "Shadowing"
+    assert world.condition("Degraded") == ("True", "ErrorRateAboveThreshold")
+    assert world.condition("Reconciling") == ("True", "Shadowing")
+    assert world.condition("Ready") == ("True", "ServingDegraded")
+    message = next(c["message"] for c in world.status["conditions"] if c["type"] == "Degraded")
+    assert message.startswith("version 1 is serving and breaching (error rate 30% > 5%); "
+                              "version 2 is in shadow")
