@@ -24,7 +24,9 @@ BINARIES=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-sc
 
 inputs_hash() {
   { echo "$base $(docker image inspect --format '{{.Id}}' "$base") $version"
-    sha256sum "$0" "$here/archive_names.py" "${BINARIES[@]/#/$bin_dir/}"; } | sha256sum | cut -d' ' -f1
+    # contents only: a fresh clone elsewhere (CI) must hit the same image
+    sha256sum "$0" "$here/archive_names.py" "${BINARIES[@]/#/$bin_dir/}" | cut -d' ' -f1; } \
+    | sha256sum | cut -d' ' -f1
 }
 
 # scratch_image TAG BINARY [NAME]: one static binary at /usr/local/bin/NAME, FROM scratch.
