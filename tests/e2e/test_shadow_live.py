@@ -66,3 +66,39 @@ def test_a_disagreeing_candidate_is_stopped_in_shadow_and_an_agreeing_one_takes_
     assert result["codes"].keys() == {200}, result["errors"][:5]
     assert passed.get("shadowPassedAt") and passed["shadow"]["rows"] >= SHADOW["minRows"]
     assert passed["shadow"]["disagreement"] <= SHADOW["maxDisagreement"], passed["shadow"]
+
+
+def test_a_request_pinned_to_the_version_in_shadow_is_answered_by_it_through_the_service(
+        e2e_cluster, namespace, artifacts, client, record_property):
+    """OIP's versioned route through the Model's Service (DNS, kube-proxy) reaches the candidate
+    while it is in shadow (a gate that cannot conclude keeps it there), and only then."""
+    name = "pinned"
+    deploy_v1(e2e_cluster, namespace, artifacts, name)
+    api = e2e_cluster.api()
+    row = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                       "data": [-1.0, 3.5, 1.4, 0.2]}]}  # a row on which v2 disagrees
+    pinned_url = service_url(name, namespace, f"/v2/models/{name}/versions/2/infer")
+    status, body = client.predict(pinned_url, row)
+    assert status == 404 and "reaches version 1" in body["error"], body
+    apply(e2e_cluster.access, namespace, model_manifest(
+        name, "2", "configMap://artifacts/disagree.joblib",
+        sha256_hex(artifacts["disagree.joblib"]),
+        rollout={"shadow": {"percent": 100, "minRows": 10**6, "maxDuration": "1h"}}))
+    wait_for(lambda: (api.model(namespace, name).get("status") or {}).get("revisions") and any(
+        r["version"] == "2" and r["phase"] == "Shadowing"
+        for r in api.model(namespace, name)["status"]["revisions"]),
+        timeout=240, interval=1, what="v2 in shadow")
+    shadowing = time.monotonic()
+    wait_for(lambda: client.predict(pinned_url, row)[0] == 200, timeout=120, interval=1,
+             what="a pinned request answered once the serving pod's annotations name v2")
+    reached_in = round(time.monotonic() - shadowing, 1)
+    status, theirs = client.predict(pinned_url, row)
+    _, ours = client.predict(service_url(name, namespace, f"/v2/models/{name}/infer"), row)
+    _, unknown = client.predict(service_url(name, namespace, f"/v2/models/{name}/versions/7/infer"),
+                                row)
+    record_property("seconds_shadowing_to_first_pinned_answer", reached_in)
+    print(f"\npinned: first answer from v2 {reached_in} s after it entered shadow")
+    assert (status, theirs["model_version"], ours["model_version"]) == (200, "2", "1")
+    assert theirs["outputs"][0]["data"] != ours["outputs"][0]["data"]
+    assert "reaches version 1, 2 (in shadow)" in unknown["error"], unknown
+    assert api.model(namespace, name)["status"]["servingVersion"] == "1"
