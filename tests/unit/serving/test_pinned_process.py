@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
-from serving_support import metric, shadow_rows, threshold_artifacts
-from test_process import start
-from test_shadow_process import annotate
+from serving_support import metric
+from test_shadow_process import ROWS, V2_BODY, annotate, servers  # noqa: F401 (the fixture)
 
 from modelops import contract as c
-
-ROWS = shadow_rows(10, 0.3, 0.0, 0.3)
-V2_BODY = {"inputs": [{"name": "x", "shape": [10, 4], "datatype": "FP64",
-                       "data": [v for row in ROWS for v in row]}]}
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    work = tmp_path_factory.mktemp("pinned")
-    artifacts = threshold_artifacts(work, {"a": 0.0, "b": 0.3})
-    annotations = work / "annotations"
-    annotate(annotations, None)
-    candidate = start(work, artifacts["b"].env("first", "2"), workers=1)
-    serving = start(work, artifacts["a"].env("first", "1", **{
-        c.ENV_POD_ANNOTATIONS_FILE: str(annotations)}), workers=2)
-    yield serving, candidate, annotations
-    assert serving.stop() == 0 and candidate.stop() == 0
 
 
 def predictions(reply: requests.Response) -> list:
