@@ -15,7 +15,8 @@ once, and one deadline (MODELOPS_SHADOW_TIMEOUT_SECONDS from the offer) bounds t
 queue, the connect, the send and every read. Each copy ends in exactly one outcome: mirrored
 (compared: rows, disagreements, latency), shed, error (non-2xx, or an answer that cannot be
 compared), unreachable (refused, reset, no such host) or timeout. Copies carry the
-`Modelops-Shadow` header and are never mirrored again.
+`Modelops-Shadow` header (and the user's `X-Request-Id`, so both answers can be found in the
+logs) and are never mirrored again.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ LOG_INTERVAL_SECONDS = 60.0
 _SHADOW_ENVIRON = "HTTP_" + c.HEADER_SHADOW.upper().replace("-", "_")
 _BINARY_HEADER = "Inference-Header-Content-Length"
 _BINARY_ENVIRON = "HTTP_INFERENCE_HEADER_CONTENT_LENGTH"
+_REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ class Shadow:
         headers = {"Content-Type": "application/json", c.HEADER_SHADOW: self._version or "-"}
         if environ.get(_BINARY_ENVIRON):
             headers[_BINARY_HEADER] = environ[_BINARY_ENVIRON]
+        if environ.get(_REQUEST_ID_ENVIRON):  # already validated: the answer echoes it
+            headers[_REQUEST_ID_HEADER] = environ[_REQUEST_ID_ENVIRON]
         return Copy(target, protocol, path, body, headers, output, kind,
                     time.monotonic() + self._timeout)
 

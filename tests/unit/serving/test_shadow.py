@@ -241,3 +241,27 @@ def test_the_share_of_copies_follows_the_percent(thresholds, make_app, candidate
     counts = shadow_counts(client, wanted=low)
     assert low <= sum(counts[o] for o in c.SHADOW_OUTCOMES) <= high, counts  # 50 %: 5 sigma
     assert counts["percent"] == float(percent)
+
+
+def test_a_copy_carries_the_users_request_id(thresholds, make_app, tmp_path):
+    heads: list[bytes] = []
+
+    def answer(connection):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += connection.recv(65536)
+        heads.append(data.partition(b"\r\n\r\n")[0])
+        body = b'{"predictions": [0]}'
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        connection.close()
+
+    server = RawServer(answer)
+    try:
+        client = _serving(make_app, thresholds["a"], tmp_path / "annotations", server.url).test_client()
+        reply = client.post("/v1/models/first:predict", json={"instances": [[1, 1, 1, 1]]},
+                            headers={"X-Request-Id": "trace-42"})
+        assert reply.status_code == 200
+        assert sum(shadow_counts(client, wanted=1)[o] for o in c.SHADOW_OUTCOMES) == 1
+    finally:
+        server.close()
+    assert len(heads) == 1 and b"\r\nX-Request-Id: trace-42" in heads[0], heads
