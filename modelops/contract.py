@@ -162,6 +162,8 @@ ANNOTATION_SHADOW_URL: Final = "modelops.io/shadow-url"  # http://<candidate Ser
 ANNOTATION_SHADOW_VERSION: Final = "modelops.io/shadow-version"  # the candidate's version (label)
 ANNOTATION_SHADOW_PERCENT: Final = "modelops.io/shadow-percent"  # 0-100, default 100
 ANNOTATION_SHADOW_TOLERANCE: Final = "modelops.io/shadow-tolerance"  # regressors, default 0.01
+ANNOTATION_CANARY_PERCENT: Final = "modelops.io/canary-percent"  # 0-100 of answers made by the candidate, default 0
+ANNOTATION_CANARY_HASH_HEADER: Final = "modelops.io/canary-hash-header"  # same header value, same side
 ENV_SHADOW_QUEUE: Final = "MODELOPS_SHADOW_QUEUE"  # copies waiting per worker, default 32
 ENV_SHADOW_SENDERS: Final = "MODELOPS_SHADOW_SENDERS"  # copies in flight per worker, default 2
 ENV_SHADOW_TIMEOUT: Final = "MODELOPS_SHADOW_TIMEOUT_SECONDS"  # total deadline per copy, default 1
@@ -174,4 +176,4 @@ METRIC_SHADOW_DISAGREEMENTS: Final = "modelops_shadow_disagreements_total"  # sa
 METRIC_SHADOW_LATENCY: Final = "modelops_shadow_duration_seconds"  # same labels: candidate answers
 METRIC_SHADOW_PERCENT: Final = "modelops_shadow_percent"  # same labels: the share in effect
 METRIC_SHADOW_INVALID: Final = "modelops_shadow_config_invalid"  # model, version: 1 = annotations refused
-METRIC_PINNED_REQUESTS: Final = "modelops_pinned_requests_total"  # model, version, target, code
+METRIC_FORWARDED_REQUESTS: Final = "modelops_forwarded_requests_total"  # model, version, target, route, code

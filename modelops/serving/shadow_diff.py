@@ -33,6 +33,7 @@ DEFAULT_PERCENT = 100.0
 DEFAULT_TOLERANCE = 0.01
 _SCALARS = (str, int, float, bool, type(None))
 _VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class BadAnswer(ValueError):
@@ -48,6 +49,10 @@ class ShadowTarget:
     """Share of successful predict requests copied, 0-100."""
     tolerance: float
     """Relative tolerance for numeric (regressor) outputs."""
+    canary_percent: float = 0.0
+    """Share of unpinned predict requests the candidate answers instead (pinned.py), 0-100."""
+    canary_hash_header: str = ""
+    """When set, requests with the same value of this header go to the same side."""
 
 
 def parse_target(annotations: Mapping[str, str]) -> ShadowTarget | None:
@@ -58,9 +63,15 @@ def parse_target(annotations: Mapping[str, str]) -> ShadowTarget | None:
     if not _VERSION.match(version):
         raise ValueError(f"{c.ANNOTATION_SHADOW_VERSION} must be the candidate's version "
                          f"(letters, digits, ._+-), got {version!r}")
+    hash_header = annotations.get(c.ANNOTATION_CANARY_HASH_HEADER, "").strip()
+    if hash_header and not _HEADER_NAME.match(hash_header):
+        raise ValueError(f"{c.ANNOTATION_CANARY_HASH_HEADER} must be an HTTP header name, "
+                         f"got {hash_header!r}")
     return ShadowTarget(_base_url(url), version,
                         _number(annotations, c.ANNOTATION_SHADOW_PERCENT, DEFAULT_PERCENT, 100.0),
-                        _number(annotations, c.ANNOTATION_SHADOW_TOLERANCE, DEFAULT_TOLERANCE, 1e9))
+                        _number(annotations, c.ANNOTATION_SHADOW_TOLERANCE, DEFAULT_TOLERANCE, 1e9),
+                        _number(annotations, c.ANNOTATION_CANARY_PERCENT, 0.0, 100.0),
+                        hash_header)
 
 
 def _base_url(url: str) -> str:

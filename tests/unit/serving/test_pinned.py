@@ -1,6 +1,8 @@
 """PinnedVersions in process (WSGI, werkzeug's test client): which requests are pinned, the
-errors for a version nobody serves, conflicting names, a candidate that is down or hangs, and
-that forwarded requests never reach the app (so they are not this version's answers)."""
+errors for a version nobody serves, conflicting names, a candidate that is down or hangs, that
+forwarded requests never reach the app (so they are not this version's answers), and the canary
+share: at random, sticky by a header's hash, never for a pinned request, answered here when the
+candidate cannot answer."""
 
 from __future__ import annotations
 
@@ -22,17 +24,20 @@ BODY = json.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]]})
 
 def app_answering(calls: list):
     def app(environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
         calls.append(environ["PATH_INFO"])
         start_response("200 OK", [("Content-Type", "application/json")])
-        return [b'{"predictions": [0]}']
+        return [json.dumps({"predictions": [0], "body": environ["wsgi.input"].read(length)
+                            .decode()}).encode()]
     return app
 
 
-def pinned(target: ShadowTarget | None, calls: list, timeout: float = 5.0) -> Client:
+def pinned(target: ShadowTarget | None, calls: list, timeout: float = 5.0,
+           sample=lambda: 0.5) -> Client:
     shadow = SimpleNamespace(annotations=SimpleNamespace(target=target))
     return Client(PinnedVersions(app_answering(calls), name="iris", version="1", shadow=shadow,
                                  max_body_bytes=1 << 20, registry=CollectorRegistry(),
-                                 timeout=timeout))
+                                 timeout=timeout, sample=sample))
 
 
 def closed_port_url() -> str:
@@ -110,3 +115,88 @@ def test_a_shadow_copy_is_never_forwarded():
     reply = pinned(target, calls).post("/v1/models/iris:predict", data=BODY,
                                        headers={c.HEADER_SHADOW: "1", c.HEADER_VERSION: "2"})
     assert reply.status_code == 200 and calls == ["/v1/models/iris:predict"]
+
+
+def candidate_answering(heads: list) -> RawServer:
+    """A candidate that records each request's head and answers v1 `[2]` (keep-alive)."""
+    def serve(connection):
+        while True:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += connection.recv(65536)
+            heads.append(head)
+            answer = b'{"predictions": [2]}'
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+    return RawServer(serve)
+
+
+def canary(url: str, percent: float, hash_header: str = "") -> ShadowTarget:
+    return ShadowTarget(url, "2", 0.0, 0.0, canary_percent=percent, canary_hash_header=hash_header)
+
+
+@pytest.mark.parametrize(("sample", "answered_by"), [(0.29, "2"), (0.31, "1")])
+def test_the_canary_share_is_answered_by_the_candidate(sample, answered_by):
+    calls: list = []
+    heads: list = []
+    server = candidate_answering(heads)
+    try:
+        reply = pinned(canary(server.url, 30), calls, sample=lambda: sample).post(
+            "/v1/models/iris:predict", data=BODY, content_type="application/json")
+    finally:
+        server.close()
+    assert reply.status_code == 200 and reply.headers[c.HEADER_VERSION] == answered_by
+    assert (len(calls), len(heads)) == ((0, 1) if answered_by == "2" else (1, 0))
+    if heads:  # the candidate is asked for its own version: it never forwards again
+        assert b"\r\nModelops-Version: 2" in heads[0]
+
+
+def test_a_request_pinned_to_the_serving_version_is_never_a_canary():
+    calls: list = []
+    server = candidate_answering([])
+    try:
+        client = pinned(canary(server.url, 100), calls)
+        replies = [client.post("/v1/models/iris:predict", data=BODY,
+                               headers={c.HEADER_VERSION: "1"}),
+                   client.post("/v2/models/iris/versions/1/infer", data=BODY)]
+    finally:
+        server.close()
+    assert [r.headers[c.HEADER_VERSION] for r in replies] == ["1", "1"] and len(calls) == 2
+
+
+def test_a_hash_header_keeps_a_user_on_one_side_and_splits_users_by_the_share():
+    heads: list = []
+    server = candidate_answering(heads)
+    calls: list = []
+    try:
+        client = pinned(canary(server.url, 25, "X-User"), calls, sample=lambda: 0.0)
+        sides = {}
+        for user in range(400):
+            seen = {client.post("/v1/models/iris:predict", data=BODY,
+                                headers={"X-User": f"user-{user}"}).headers[c.HEADER_VERSION]
+                    for _ in range(3)}
+            assert len(seen) == 1, (user, seen)  # the same side every time
+            sides[user] = seen.pop()
+        # without the header the share is drawn at random (sample 0.0: the candidate)
+        anonymous = client.post("/v1/models/iris:predict", data=BODY).headers[c.HEADER_VERSION]
+    finally:
+        server.close()
+    share = sum(v == "2" for v in sides.values()) / len(sides)
+    assert 0.18 <= share <= 0.32, share
+    assert anonymous == "2"
+
+
+def test_a_canary_request_the_candidate_cannot_answer_is_answered_here_body_intact():
+    calls: list = []
+    client = pinned(canary(closed_port_url(), 100), calls)
+    reply = client.post("/v1/models/iris:predict", data=BODY, content_type="application/json")
+    assert reply.status_code == 200 and reply.headers[c.HEADER_VERSION] == "1"
+    assert calls == ["/v1/models/iris:predict"] and reply.json["body"] == BODY

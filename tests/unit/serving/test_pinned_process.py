@@ -58,7 +58,7 @@ def test_a_version_in_shadow_answers_pinned_requests_through_the_serving_pods(se
         assert (reply.headers[c.HEADER_VERSION], predictions(reply)) == expected, index
         pinned += expected[0] == "2"
     text = serving.metrics()
-    assert metric(text, c.METRIC_PINNED_REQUESTS, target="2", code="200") == pinned == 20
+    assert metric(text, c.METRIC_FORWARDED_REQUESTS, target="2", code="200") == pinned == 20
     assert served_by(serving, "1") - served_before == 20  # only its own answers
     # the candidate answered the pinned ones and the copies of unpinned ones, nothing more
     # (a copy's outcome is counted just after the candidate answered it: let them settle)
@@ -69,3 +69,32 @@ def test_a_version_in_shadow_answers_pinned_requests_through_the_serving_pods(se
                             outcome=o) or 0 for o in ("mirrored", "error"))
         extra = served_by(candidate, "2") - candidate_before - 20 - copies
     assert extra == 0
+
+
+def test_the_canary_share_is_answered_by_the_candidate_across_workers(servers):
+    """30 % of unpinned requests answered by B, through both of A's workers; each side counts
+    exactly the answers it made, and a user named by the hash header stays on one side."""
+    serving, candidate, annotations = servers
+    annotations.write_text("\n".join([
+        f'{c.ANNOTATION_SHADOW_URL}="{candidate.url}"', f'{c.ANNOTATION_SHADOW_VERSION}="2"',
+        f'{c.ANNOTATION_SHADOW_PERCENT}="0"', f'{c.ANNOTATION_CANARY_PERCENT}="30"',
+        f'{c.ANNOTATION_CANARY_HASH_HEADER}="X-User"']) + "\n")
+    time.sleep(1.5)  # every worker re-reads the file once a second
+    served_before, candidate_before = served_by(serving, "1"), served_by(candidate, "2")
+    session, sides = requests.Session(), {"1": 0, "2": 0}
+    for _ in range(300):
+        reply = session.post(f"{serving.url}/v1/models/first:predict", json={"instances": ROWS})
+        assert reply.status_code == 200
+        sides[reply.headers[c.HEADER_VERSION]] += 1
+    users = {user: {session.post(f"{serving.url}/v1/models/first:predict",
+                                 json={"instances": ROWS}, headers={"X-User": f"u{user}"})
+                    .headers[c.HEADER_VERSION] for _ in range(4)} for user in range(30)}
+    annotate(annotations, None)
+    assert 0.2 <= sides["2"] / 300 <= 0.4, sides
+    assert all(len(seen) == 1 for seen in users.values()), users
+    by_users = sum(seen == {"2"} for seen in users.values()) * 4
+    assert served_by(serving, "1") - served_before == sides["1"] + 120 - by_users
+    assert served_by(candidate, "2") - candidate_before == sides["2"] + by_users
+    text = serving.metrics()
+    assert (metric(text, c.METRIC_FORWARDED_REQUESTS, route="canary", code="200")
+            == sides["2"] + by_users)

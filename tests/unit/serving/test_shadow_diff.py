@@ -15,6 +15,7 @@ from modelops.serving.shadow_diff import (
 
 URL, VERSION = c.ANNOTATION_SHADOW_URL, c.ANNOTATION_SHADOW_VERSION
 PERCENT, TOLERANCE = c.ANNOTATION_SHADOW_PERCENT, c.ANNOTATION_SHADOW_TOLERANCE
+CANARY, HASH = c.ANNOTATION_CANARY_PERCENT, c.ANNOTATION_CANARY_HASH_HEADER
 
 
 @pytest.mark.parametrize(("annotations", "expected"), [
@@ -22,6 +23,8 @@ PERCENT, TOLERANCE = c.ANNOTATION_SHADOW_PERCENT, c.ANNOTATION_SHADOW_TOLERANCE
     ({URL: " ", VERSION: "2"}, None),
     ({URL: "http://iris-2.demo.svc:80", VERSION: "2"},
      ShadowTarget("http://iris-2.demo.svc:80", "2", 100.0, 0.01)),
+    ({URL: "http://iris-2.demo.svc:80", VERSION: "2", PERCENT: "0", CANARY: "10", HASH: "X-User"},
+     ShadowTarget("http://iris-2.demo.svc:80", "2", 0.0, 0.01, 10.0, "X-User")),
     ({URL: "https://10.0.0.7:8443/", VERSION: "2.1+b", PERCENT: "12.5", TOLERANCE: "0"},
      ShadowTarget("https://10.0.0.7:8443", "2.1+b", 12.5, 0.0)),
     ({URL: "http://[::1]:8080", VERSION: "v3", PERCENT: "0"},
@@ -40,6 +43,10 @@ def test_targets_from_annotations(annotations, expected):
     ({URL: "http://user@c:80", VERSION: "2"}, URL),
     ({URL: "c:80", VERSION: "2"}, URL),
     ({URL: "http://c:80", VERSION: "2", PERCENT: "101"}, PERCENT),
+    ({URL: "http://c:80", VERSION: "2", CANARY: "150"}, CANARY),
+    ({URL: "http://c:80", VERSION: "2", CANARY: "ten"}, CANARY),
+    ({URL: "http://c:80", VERSION: "2", HASH: "X User"}, HASH),
+    ({URL: "http://c:80", VERSION: "2", HASH: "x-user\r\nHost"}, HASH),
     ({URL: "http://c:80", VERSION: "2", PERCENT: "-1"}, PERCENT),
     ({URL: "http://c:80", VERSION: "2", PERCENT: "nan"}, PERCENT),
     ({URL: "http://c:80", VERSION: "2", TOLERANCE: "a lot"}, TOLERANCE),
