@@ -79,10 +79,9 @@ def kind_cluster(work_dir: Path) -> tuple[KindCluster, Path]:
     return KindCluster(KindSettings.from_env(bin_dir, os.environ), work_dir / "kind"), bin_dir
 
 
-def up_kind(work_dir: Path) -> int:
-    """A kind cluster (reused when it answers), images, operator and samples."""
-    cluster, bin_dir = kind_cluster(work_dir)
-    problems = kind_problems(cluster.settings)
+def up_kind(cluster: KindCluster, bin_dir: Path, problems: list[str]) -> int:
+    """A kind cluster (reused when it answers), images, operator and samples; `problems` are
+    why kind cannot run here (`kind_problems`)."""
     if problems:
         raise KindError("kind cannot run here: " + "; ".join(problems))
     began = time.monotonic()
@@ -96,12 +95,6 @@ def up_kind(work_dir: Path) -> int:
     _say(f"operator and samples ({DEV_SAMPLES_NAMESPACE}) in {time.monotonic() - began:.1f} s")
     print(f"KUBECONFIG={cluster.kubeconfig}")
     return 0
-
-
-def wants_kind(env: Mapping[str, str]) -> bool:
-    """Whether `up --deploy` goes to kind: it can run here, unless the environment says node."""
-    bin_dir = resolve_bin_dir(BINARIES, env, progress=_say)
-    return "kind" in local_clusters(env, kind_problems(KindSettings.from_env(bin_dir, env)))
 
 
 def _start(work_dir: Path, node: bool) -> ControlPlane:
@@ -190,9 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = args.dir.expanduser().resolve()
     try:
-        if args.command == "up" and (args.kind or args.deploy and not args.node
-                                     and wants_kind(os.environ)):
-            return up_kind(work_dir)
+        if args.command == "up" and (args.kind or args.deploy and not args.node):
+            # `--deploy` alone goes to kind where it can run, unless the environment says node
+            cluster, bin_dir = kind_cluster(work_dir)
+            problems = kind_problems(cluster.settings)
+            if args.kind or "kind" in local_clusters(os.environ, problems):
+                return up_kind(cluster, bin_dir, problems)
         if args.command == "up":
             return up(work_dir, node=args.node, deploy=args.deploy)
         return {"down": down, "status": status}[args.command](work_dir)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
-import logging
 import random
 import re
 import threading
@@ -37,17 +36,13 @@ from prometheus_client import CollectorRegistry, Counter
 from modelops import contract as c
 from modelops.serving.body import read_body
 from modelops.serving.errors import InvalidInput, NotFound, ServingError
-from modelops.serving.routes import error_response
+from modelops.serving.routes import error_response, request_header
 from modelops.serving.shadow import Shadow
 from modelops.serving.shadow_client import CandidateClient
-
-log = logging.getLogger(__name__)
 
 PIN_TIMEOUT_SECONDS = 30.0
 """How long a forwarded request may take, connect to last byte (the client waits anyway)."""
 _PREDICT_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer|/v1/models/([^/:]+):predict")
-_VERSION_ENVIRON = "HTTP_" + c.HEADER_VERSION.upper().replace("-", "_")
-_SHADOW_ENVIRON = "HTTP_" + c.HEADER_SHADOW.upper().replace("-", "_")
 _PASSED_ON = {"CONTENT_TYPE": "Content-Type", "HTTP_X_REQUEST_ID": "X-Request-Id",
               "HTTP_INFERENCE_HEADER_CONTENT_LENGTH": "Inference-Header-Content-Length"}
 
@@ -88,19 +83,20 @@ class PinnedVersions:
             return self.app(environ, self._answered_by(start_response, self.version))
         if version == self.version:  # unpinned, and this one falls in the canary's share
             return self._canary_answer(environ, start_response)
-        status, headers, body = self._forward(environ, version, "pinned")
+        status, headers, body = self._forward(environ, version)
         return self._send(start_response, status, headers, body)
 
     def _pinned(self, environ: dict) -> tuple[str, bool] | ServingError | None:
         """(the version a predict request is for, whether it named one), an error, or None
         (not a predict request, or a shadow copy)."""
-        if environ.get("REQUEST_METHOD") != "POST" or environ.get(_SHADOW_ENVIRON):
+        if environ.get("REQUEST_METHOD") != "POST" or request_header(environ, c.HEADER_SHADOW):
             return None
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         match = _PREDICT_PATH.fullmatch(path)
         if match is None or not self.version:
             return None
-        in_path, in_header = match.group(2), environ.get(_VERSION_ENVIRON, "").strip()
+        in_path = match.group(2)
+        in_header = (request_header(environ, c.HEADER_VERSION) or "").strip()
         if in_path and in_header and in_path != in_header:
             return InvalidInput(f"the path names version {in_path!r} and the {c.HEADER_VERSION} "
                                 f"header {in_header!r}; name one")
@@ -113,7 +109,7 @@ class PinnedVersions:
         if target is None or target.canary_percent <= 0:
             return False
         if target.canary_hash_header:
-            value = environ.get("HTTP_" + target.canary_hash_header.upper().replace("-", "_"))
+            value = request_header(environ, target.canary_hash_header)
             if value:
                 digest = hashlib.blake2b(value.encode("latin-1", "replace"), digest_size=8)
                 return int.from_bytes(digest.digest(), "big") % 10_000 < target.canary_percent * 100
@@ -150,7 +146,7 @@ class PinnedVersions:
             return start_response(status, [*headers, (c.HEADER_VERSION, version)], exc_info)
         return start
 
-    def _forward(self, environ: dict, version: str, route: str) -> tuple[int, list, bytes]:
+    def _forward(self, environ: dict, version: str) -> tuple[int, list, bytes]:
         target = self.shadow.annotations.target if self.shadow is not None else None
         try:
             if target is None or target.version != version:
@@ -162,7 +158,7 @@ class PinnedVersions:
         except ServingError as error:
             response = error_response(error)
             return error.status, [("Content-Type", "application/json")], response.get_data()
-        self._requests.labels(self.name, self.version, version, route, str(status)).inc()
+        self._requests.labels(self.name, self.version, version, "pinned", str(status)).inc()
         return status, [*headers, (c.HEADER_VERSION, version)], data
 
     def _post(self, url: str, environ: dict, body: bytes, version: str) -> tuple[int, list, bytes]:

@@ -43,7 +43,7 @@ _V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _HEADER_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")  # what gunicorn lets out (RFC 9110)
 
 
-def _header(environ: dict, name: str) -> str | None:
+def request_header(environ: dict, name: str) -> str | None:
     """A request header from the WSGI environ, as werkzeug's `request.headers.get` reads it."""
     return environ.get("HTTP_" + name.upper().replace("-", "_"))
 
@@ -181,8 +181,8 @@ class Routes:
         self._check_name(name, version)
         signature = self._ready_signature()
         body = read_body(environ, self.max_body_bytes)
-        parsed = v2.parse_infer_request(body, _header(environ, BINARY_HEADER))
-        header_id = _header(environ, REQUEST_ID_HEADER)
+        parsed = v2.parse_infer_request(body, request_header(environ, BINARY_HEADER))
+        header_id = request_header(environ, REQUEST_ID_HEADER)
         if header_id:
             _request_id(header_id)  # a bad header is refused even when the body has an id
         request_id = _request_id(parsed.id or header_id)
