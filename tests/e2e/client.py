@@ -21,6 +21,10 @@
     score BASE-URL MODEL
         Sends the [[token, truth]...] read from stdin as feedback, one request each; prints
         {"feedback": {code: n}, "errors": [...]}.
+    routable URL MAX-SECONDS
+        GETs URL every 0.1 s until an HTTP answer of any status comes back (a just-created
+        Service refuses connections until kube-proxy has programmed its endpoints) or MAX-SECONDS
+        pass. Prints {"status": code or 0, "seconds": elapsed, "refused": failed attempts}.
 """
 
 import http.client
@@ -184,6 +188,23 @@ def score(base, model):
     print(json.dumps({"feedback": codes, "errors": errors}))
 
 
+def routable(url, max_seconds):
+    started, refused, status = time.monotonic(), 0, 0
+    while time.monotonic() - started < max_seconds:
+        try:
+            with urllib.request.urlopen(url, timeout=5.0) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError:
+            refused += 1
+            time.sleep(0.1)
+            continue
+        break
+    print(json.dumps({"status": status, "seconds": round(time.monotonic() - started, 3),
+                      "refused": refused}))
+
+
 def _safe_post(url, body):
     try:
         return post(url, body, timeout=10.0)
@@ -203,5 +224,7 @@ if __name__ == "__main__":
         feedback(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     elif sys.argv[1] == "score":
         score(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "routable":
+        routable(sys.argv[2], float(sys.argv[3]))
     else:
-        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive | feedback | score")
+        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive | feedback | score | routable")

@@ -108,6 +108,17 @@ class ClientPod:
                                      input=json.dumps(labels), timeout=300)
         return _counts(json.loads(result.stdout.strip().splitlines()[-1]))
 
+    def wait_routable(self, url: str, *, timeout: float = 30.0) -> float:
+        """Seconds until `url` gives any HTTP answer (client.py `routable`); raises after
+        `timeout`. Ready says the pods are; kube-proxy programs a new Service's endpoints on
+        its own clock, so traffic measured from a test starts after this."""
+        result = self.access.kubectl(*self._exec("routable", url, str(timeout)),
+                                     timeout=timeout + 60)
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        if not answer["status"]:
+            raise AssertionError(f"{url} refused connections for {timeout} s: {answer}")
+        return answer["seconds"]
+
     def _exec(self, *args: str, stdin: bool = False) -> list[str]:
         flags = ["-i"] if stdin else []
         return ["exec", *flags, "-n", self.namespace, CLIENT_POD, "--",
@@ -135,6 +146,23 @@ def _counts(result: dict) -> dict:
         if key in result:
             result[key] = {int(code): n for code, n in result[key].items()}
     return result
+
+
+def wait_serving(e2e_cluster: E2ECluster, client: ClientPod, namespace: str, name: str, *,
+                 plural: str = contract.MODEL_PLURAL, service: str | None = None,
+                 reason: str | None = None, timeout: float = 240) -> float:
+    """Wait for the object's Ready=True (with `reason`, when given), then for its Service
+    (`service`, default its own name) to route; returns the seconds the Service took to route
+    after Ready, a figure tests print."""
+    api = e2e_cluster.api()
+
+    def ready() -> bool:
+        status, why = api.condition(namespace, name, "Ready", plural) or ("", "")
+        return status == "True" and reason in (None, why)
+    wait_for(ready, timeout=timeout, interval=1, what=f"{name} Ready")
+    lag = client.wait_routable(service_url(service or name, namespace, "/v2/health/live"))
+    print(f"\n{service or name}: Service routed {lag:.2f} s after Ready")
+    return lag
 
 
 def artifact_configmap(name: str, files: dict[str, bytes]) -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 from modelops import contract
 from tests.cluster.support import wait_for
-from tests.e2e.support import apply, sha256_hex, v1_predict_url
+from tests.e2e.support import apply, sha256_hex, v1_predict_url, wait_serving
 from tests.unit.serving import stores
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
@@ -62,20 +62,10 @@ def _secret(name: str, key: str, secret: str) -> dict:
 
 
 def _predict(client, namespace: str, name: str) -> dict:
-    """The v1 answer through the Service; retried for a moment, since kube-proxy may still be
-    programming a Service whose Model has just become Ready."""
-    def answer():
-        try:
-            status, body = client.predict(v1_predict_url(name, namespace), {"instances": ROW})
-        except Exception:  # noqa: BLE001 - the client pod got no HTTP answer yet
-            return None
-        return body if status == 200 else None
-    return wait_for(answer, timeout=30, interval=1, what=f"a prediction from {name}")
-
-
-def _ready(api, namespace: str, name: str) -> None:
-    wait_for(lambda: (api.condition(namespace, name, "Ready") or ("",))[0] == "True",
-             timeout=240, interval=1, what=f"{name} serving")
+    """The v1 answer through the Service (after wait_serving)."""
+    status, body = client.predict(v1_predict_url(name, namespace), {"instances": ROW})
+    assert status == 200, (name, status, body)
+    return body
 
 
 def test_s3_artifact_with_credentials_from_a_secret_serves_and_wrong_keys_are_access_denied(
@@ -91,7 +81,7 @@ def test_s3_artifact_with_credentials_from_a_secret_serves_and_wrong_keys_are_ac
           _model("denied", "1", "s3://models/iris/1/model.joblib",
                  sha256_hex(artifacts["good.joblib"]),
                  s3={**store, "credentialsSecret": {"name": "wrong-keys"}}))
-    _ready(api, namespace, "from-s3")
+    wait_serving(e2e_cluster, client, namespace, "from-s3")
     body = _predict(client, namespace, "from-s3")
     assert body["predictions"] == [0], body
     wait_for(lambda: api.condition(namespace, "denied", "Stalled") == ("True", "AccessDenied"),
@@ -113,7 +103,7 @@ def test_mlflow_model_by_version_and_by_alias_and_a_moved_alias_is_reported(
           _model("by-alias", "champion", "models:/iris@champion", registry.sha256[0],
                  mlflow=mlflow))
     for name in ("by-version", "by-alias"):
-        _ready(api, namespace, name)
+        wait_serving(e2e_cluster, client, namespace, name)
         body = _predict(client, namespace, name)
         assert body["predictions"] == [0], (name, body)
     pinned = api.model(namespace, "by-alias")["status"]["mlflow"]

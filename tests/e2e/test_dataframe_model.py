@@ -8,9 +8,8 @@ import io
 
 import joblib
 
-from tests.cluster.support import wait_for
 from tests.e2e.support import (apply, artifact_configmap, model_manifest, service_url, sha256_hex,
-                               v1_predict_url)
+                               v1_predict_url, wait_serving)
 from tests.unit.serving.serving_support import frame_data
 
 
@@ -19,9 +18,7 @@ def test_dataframe_model_predicts_through_its_service(e2e_cluster, namespace, ar
     apply(e2e_cluster.access, namespace, artifact_configmap("frames", {"frame.joblib": data}))
     apply(e2e_cluster.access, namespace, model_manifest(
         "churn", "1", "configMap://frames/frame.joblib", sha256_hex(data)))
-    api = e2e_cluster.api()
-    wait_for(lambda: (api.condition(namespace, "churn", "Ready") or ("",))[0] == "True",
-             timeout=240, interval=1, what="churn Ready")
+    wait_serving(e2e_cluster, client, namespace, "churn")
     df, _ = frame_data(8)
     expected = joblib.load(io.BytesIO(data)).predict(df).tolist()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from modelops import contract
 from tests.cluster.support import wait_for
 from tests.e2e.support import (apply, artifact_configmap, model_manifest, pods, service_url,
-                               sha256_hex)
+                               sha256_hex, wait_serving)
 
 NAME = "graded"
 PREDICTIONS = 2000
@@ -23,8 +23,7 @@ def test_feedback_through_the_service_with_replicas_and_workers_and_after_pod_re
     apply(access, namespace, model_manifest(
         NAME, "1", "configMap://artifacts/good.joblib", sha256_hex(artifacts["good.joblib"]),
         replicas=2, serving={"workers": 2}))
-    wait_for(lambda: (api.condition(namespace, NAME, "Ready") or ("",))[0] == "True",
-             timeout=240, interval=1, what="the Model serving")
+    wait_serving(e2e_cluster, client, namespace, NAME)
     selector = f"{contract.LABEL_MODEL}={NAME}"
     before = {p["metadata"]["name"] for p in pods(access, namespace, selector)}
     assert len(before) == 2

@@ -11,7 +11,7 @@ import time
 from modelops import contract
 from tests.cluster.support import wait_for
 from tests.e2e.support import (apply, artifact_configmap, deploy_v1, model_manifest, pods,
-                               sha256_hex, v1_predict_url)
+                               sha256_hex, v1_predict_url, wait_serving)
 
 # Fast analysis so a rollback decision takes seconds (the operator's tick is 5 s in deploy/).
 FAST_ROLLBACK = {"errorRateThreshold": 0.05, "window": "20s", "interval": "2s",
@@ -92,8 +92,7 @@ def test_bad_version_applied_while_the_previous_one_bakes_is_rolled_back_under_l
         "baking", "1", "configMap://artifacts/good.joblib", sha256_hex(artifacts["good.joblib"]),
         rollback=FAST_ROLLBACK))
     api = e2e_cluster.api()
-    wait_for(lambda: api.condition(namespace, "baking", "Ready") == ("True", "Baking"),
-             timeout=240, interval=1, what="v1 serving and baking")
+    wait_serving(e2e_cluster, client, namespace, "baking", reason="Baking")
     good_revision = api.service_revision(namespace, "baking")
     load = client.start_load(v1_predict_url("baking", namespace), concurrency=2,
                              max_seconds=300, bad_share=0.3)

@@ -12,8 +12,7 @@ import joblib
 import numpy as np
 
 from modelops import contract
-from tests.cluster.support import wait_for
-from tests.e2e.support import v1_predict_url
+from tests.e2e.support import v1_predict_url, wait_serving
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "artifacts"
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.7, 3.0, 5.2, 2.3], [4.9, 3.0, 1.4, 0.2]]
@@ -22,14 +21,10 @@ HOUSE_ROWS = [[8.3, 41.0, 6.98, 1.02, 322.0, 2.55, 37.88, -122.23],
               [2.1, 52.0, 4.1, 1.1, 900.0, 3.2, 34.05, -118.24]]
 
 
-def _ready(cluster, namespace: str, name: str, plural: str = contract.MODEL_PLURAL) -> None:
-    api = cluster.api()
-    wait_for(lambda: (api.condition(namespace, name, "Ready", plural) or ("",))[0] == "True",
-             timeout=240, interval=1, what=f"{name} Ready")
 
 
 def test_iris_prediction_through_its_service_matches_the_artifact(e2e_cluster, samples, client):
-    _ready(e2e_cluster, samples, "iris")
+    wait_serving(e2e_cluster, client, samples, "iris")
     status, body = client.predict(v1_predict_url("iris", samples), {"instances": IRIS_ROWS})
     assert status == 200, body
     expected = joblib.load(ARTIFACTS / "iris.joblib").predict(np.array(IRIS_ROWS))
@@ -40,7 +35,8 @@ def test_iris_prediction_through_its_service_matches_the_artifact(e2e_cluster, s
 
 def test_pipeline_reaches_its_steps_by_service_dns(e2e_cluster, samples, client):
     pipeline = "house-price-diagnosis"
-    _ready(e2e_cluster, samples, pipeline, contract.PIPELINE_PLURAL)
+    wait_serving(e2e_cluster, client, samples, pipeline, plural=contract.PIPELINE_PLURAL,
+                 service=f"{pipeline}-router")
     router = json.loads(e2e_cluster.access.kubectl(
         "get", "deployment", f"{pipeline}-router", "-n", samples, "-o", "json").stdout)
     env = {e["name"]: e.get("value") for e in
