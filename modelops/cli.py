@@ -20,6 +20,7 @@ from modelops import contract
 from modelops.cli_kube import ModelClient, connect
 from modelops.cli_views import (
     CliError,
+    candidate_version,
     check_name,
     check_namespace,
     check_rollback_target,
@@ -27,7 +28,7 @@ from modelops.cli_views import (
     models_table,
     ref,
     rollback_line,
-    shadowing_version,
+    rollout_line,
     versions_line,
 )
 
@@ -67,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("name")
     retry.add_argument("-n", "--namespace")
 
-    for verb, says in (("promote", "let the version in shadow take the traffic now"),
-                       ("abort", "stop the version in shadow (it fails; nothing else changes)")):
+    for verb, says in (("promote", "let the version in shadow or canary take the traffic now"),
+                       ("abort", "stop the version in shadow or canary (it fails; the serving "
+                        "version answers everyone)")):
         shadow = commands.add_parser(verb, help=f"{says} (annotation)")
         shadow.add_argument("name")
         shadow.add_argument("-n", "--namespace")
@@ -96,6 +98,9 @@ def run_history(models: ModelClient, args: argparse.Namespace, out: TextIO, now:
     print(versions_line(model), file=out)
     print(history_table(model), file=out)
     print(rollback_line(model), file=out)
+    rollout = rollout_line(model)
+    if rollout:
+        print(rollout, file=out)
     return EXIT_OK
 
 
@@ -119,9 +124,10 @@ def run_retry(models: ModelClient, args: argparse.Namespace, out: TextIO, now: d
 
 def run_shadow_verdict(models: ModelClient, args: argparse.Namespace, out: TextIO,
                        now: datetime) -> int:
-    """promote / abort: name the version in shadow in the annotation the operator acts on."""
+    """promote / abort: name the version in shadow or canary in the annotation the operator
+    acts on."""
     model = models.get(args.namespace, check_name(args.name))
-    version = shadowing_version(model, args.command)
+    version = candidate_version(model, args.command)
     key = contract.ANNOTATION_PROMOTE if args.command == "promote" else contract.ANNOTATION_ABORT
     models.annotate(args.namespace, args.name, {key: version})
     print(f"{args.command.capitalize()} of {ref(model)} version {version} requested "

@@ -234,11 +234,29 @@ def rollback_line(model: Mapping) -> str:
     return text
 
 
-def shadowing_version(model: dict, verb: str) -> str:
-    """The version in shadow (status.revisions phase Shadowing); CliError when there is none."""
+def candidate_version(model: dict, verb: str) -> str:
+    """The version in shadow or canary (status.revisions phase Shadowing or Canary); CliError
+    when there is none."""
     records = (model.get("status") or {}).get("revisions") or []
-    version = next((r.get("version") for r in records if r.get("phase") == "Shadowing"), None)
+    version = next((r.get("version") for r in records
+                    if r.get("phase") in ("Shadowing", "Canary")), None)
     if version is None:
-        raise CliError(f"cannot {verb} {ref(model)}: no version is in shadow "
-                       f"(spec.rollout.shadow holds a new version there until it passes)")
+        raise CliError(f"cannot {verb} {ref(model)}: no version is in shadow or canary "
+                       f"(spec.rollout holds a new version there until it passes)")
     return version
+
+
+def rollout_line(model: Mapping) -> str | None:
+    """The version in shadow or canary and its evidence so far; None when there is none."""
+    for rec in _status(model).get("revisions") or []:
+        if rec.get("phase") == "Shadowing":
+            shadow = rec.get("shadow") or {}
+            return (f"Shadow: version {rec.get('version')}, {shadow.get('rows', 0)} rows "
+                    f"compared, disagreement {percent(shadow.get('disagreement'))}, candidate "
+                    f"errors {percent(shadow.get('errorRate'))}")
+        if rec.get("phase") == "Canary":
+            canary = rec.get("canary") or {}
+            return (f"Canary: version {rec.get('version')}, step {canary.get('step', '?')} of "
+                    f"{canary.get('steps', '?')} at {canary.get('weight', 0):g}%, "
+                    f"{canary.get('requests', 0)} answers, {canary.get('failed', 0)} failed")
+    return None

@@ -56,7 +56,8 @@ def pod_summary(body: Mapping[str, Any]) -> dict:
 
 
 SHADOW_ANNOTATIONS = (contract.ANNOTATION_SHADOW_URL, contract.ANNOTATION_SHADOW_VERSION,
-                      contract.ANNOTATION_SHADOW_PERCENT, contract.ANNOTATION_SHADOW_TOLERANCE)
+                      contract.ANNOTATION_SHADOW_PERCENT, contract.ANNOTATION_SHADOW_TOLERANCE,
+                      contract.ANNOTATION_CANARY_PERCENT, contract.ANNOTATION_CANARY_HASH_HEADER)
 
 
 def _replica_set(meta: Mapping[str, Any]) -> str:

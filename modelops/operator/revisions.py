@@ -20,8 +20,9 @@ from modelops.operator.spec import ModelSpec
 STARTING, SERVING, BAKING, PROMOTED = "Starting", "Serving", "Baking", "Promoted"
 ROLLED_BACK, FAILED, RETIRED = "RolledBack", "Failed", "Retired"
 SHADOWING = "Shadowing"              # ready, gets copies of live requests, answers no one
-PHASES = (STARTING, SHADOWING, SERVING, BAKING, PROMOTED, ROLLED_BACK, FAILED, RETIRED)
-NOT_YET_SERVING = (STARTING, SHADOWING)  # a newer desired revision retires these
+CANARY = "Canary"                    # ready, answers a step's share of the users' requests
+PHASES = (STARTING, SHADOWING, CANARY, SERVING, BAKING, PROMOTED, ROLLED_BACK, FAILED, RETIRED)
+NOT_YET_SERVING = (STARTING, SHADOWING, CANARY)  # a newer desired revision retires these
 BAD = (ROLLED_BACK, FAILED)          # judged bad: blocked until the revision changes or a retry
 ON_PROBATION = (BAKING, SERVING)     # serving, not promoted: automatic rollback is armed
 HISTORY_LIMIT = 20

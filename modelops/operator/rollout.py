@@ -23,13 +23,13 @@ from modelops.operator.revisions import (
     append_history, history_entry, iso, new_record, parse_iso, served, usable_target, whole)
 from modelops.operator.rollout_pass import (
     AVAILABLE, SCALED_TO_ZERO, Plan, PlanInput, assess)
+from modelops.operator.rollout_canary import CanarySteps
 from modelops.operator.rollout_serving import ServingSteps
-from modelops.operator.rollout_shadow import ShadowSteps
 
 __all__ = ["Plan", "PlanInput", "RevisionState", "assess", "iso", "parse_iso", "plan_model"]
 
 
-class _Pass(ServingSteps, ShadowSteps):
+class _Pass(ServingSteps, CanarySteps):
     """One planning pass; see the module docstring for the order."""
 
     # --- the pass -----------------------------------------------------------------------------
@@ -85,7 +85,8 @@ class _Pass(ServingSteps, ShadowSteps):
             append_history(self.history, history_entry(rec, self.now))
         elif rec["phase"] in BAD and rec.get("retryToken") != self.token:
             rec.update(changedAt=iso(self.now), judgedWindows=0)
-            for key in ("rollbackDue", "shadow", "shadowStartedAt", "shadowFailedAt"):
+            for key in ("rollbackDue", "shadow", "shadowStartedAt", "shadowFailedAt", "canary",
+                        "canaryStep", "canaryStepStartedAt", "canaryFailedAt"):
                 rec.pop(key, None)
             self.phase(rec, STARTING, "RetryRequested")
             self.event("Normal", "Retrying", f"Retrying version {rec['version']} "
@@ -172,7 +173,7 @@ class _Pass(ServingSteps, ShadowSteps):
                                        replicas=self.spec.replicas, now=self.now,
                                        deadline=self.policy.progress_deadline_seconds)
         if kind == AVAILABLE:
-            if self.shadow_gate(current, desired):
+            if self.shadow_gate(current, desired) and self.canary_gate(current, desired):
                 self.switch(current, desired)
         elif kind == FAILED:
             self.phase(desired, FAILED, reason, message)

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from modelops import contract
 from modelops.operator.analysis import Decision
+from modelops.operator.canary_gate import CanaryStats
 from modelops.operator.revisions import (
     BAD, BAKING, FAILED, PROMOTED, STARTING, RevisionState, append_history, history_entry, iso,
     parse_iso, served, usable_target)
@@ -37,17 +38,21 @@ class PlanInput:
     annotations: Mapping[str, str] = field(default_factory=dict)
     decision: Decision | None = None
     shadow: Mapping[str, ShadowStats] = field(default_factory=dict)  # candidate revision -> stats
+    canary: Mapping[str, CanaryStats] = field(default_factory=dict)  # the same, for this step
 
 
 @dataclass(frozen=True)
 class ShadowWiring:
     """Who mirrors to whom: the serving pods of `source` copy `percent` % of their requests to
-    the candidate revision's Service."""
+    the candidate revision's Service, and hand it `canary_percent` % to answer (sticky by
+    `canary_hash_header` when set)."""
     source: str
     candidate: str
     version: str
     percent: float
     tolerance: float
+    canary_percent: float = 0.0
+    canary_hash_header: str = ""
 
 
 @dataclass
@@ -102,6 +107,7 @@ class PassState:
         self.warm: set[str] = set()       # revisions scaled up for a pending rollback
         self.failover: str | None = None  # the Service's revision while the serving one is down
         self.shadowing: dict | None = None  # the candidate record receiving copies this pass
+        self.canary: dict | None = None     # the candidate record answering a share this pass
         self.token = inp.annotations.get(contract.ANNOTATION_RETRY, "")
 
     # --- small helpers ------------------------------------------------------------------------

@@ -98,7 +98,8 @@ class ServingSteps(PassState):
         n, current = self.spec.replicas, self.serving()
         desired = self.records[self.spec.revision]
         keep = {current["revision"]: n}
-        stopped = desired["phase"] == ROLLED_BACK or desired.get("shadowFailedAt")
+        stopped = desired["phase"] == ROLLED_BACK or desired.get("shadowFailedAt") \
+            or desired.get("canaryFailedAt")
         keep.setdefault(desired["revision"], 0 if stopped else n)
         if current["phase"] in ON_PROBATION or current.get("rollbackDue"):
             target = self.target_of(current)

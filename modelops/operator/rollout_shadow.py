@@ -56,23 +56,26 @@ class ShadowSteps(PassState):
             return False
         self.shadowing = desired
         started = parse_iso(desired.get("shadowStartedAt")) or self.now
-        # the serving version's own failing window must still show as Degraded
+        if self.now - started > policy.max_duration_seconds:
+            self.hold(current, "InsufficientShadowTraffic", (
+                f"version {version} has been in shadow for over "
+                f"{format_duration(policy.max_duration_seconds)} without enough evidence "
+                f"({message}); set {contract.ANNOTATION_PROMOTE}={version} to let it take "
+                "traffic anyway"))
+        else:
+            self.hold(current, "Shadowing", f"version {version} is in shadow: {message}")
+        return False
+
+    def hold(self, current: dict, reason: str, message: str) -> None:
+        """The outcome while a candidate is judged beside the serving version; the serving
+        version's own failing window must still show as Degraded."""
         serving_verdict = self.verdict(current["revision"])
         failing = serving_verdict.get("result") == "Failed"
         state, breach = ("HoldingDegraded", serving_verdict.get("reason") or "") if failing \
             else ("Holding", "")
         serving = (f"version {current['version']} is serving"
                    + (f" and breaching ({serving_verdict.get('message')})" if failing else ""))
-        if self.now - started > policy.max_duration_seconds:
-            self.say(state, "InsufficientShadowTraffic", (
-                f"{serving}; version {version} has been in shadow for over "
-                f"{format_duration(policy.max_duration_seconds)} without enough evidence "
-                f"({message}); set {contract.ANNOTATION_PROMOTE}={version} to let it take "
-                "traffic anyway"), breach)
-        else:
-            self.say(state, "Shadowing", f"{serving}; version {version} is in shadow: {message}",
-                     breach)
-        return False
+        self.say(state, reason, f"{serving}; {message}", breach)
 
     def passed(self, desired: dict, reason: str, message: str) -> None:
         desired["shadowPassedAt"] = iso(self.now)

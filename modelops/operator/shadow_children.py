@@ -1,5 +1,9 @@
 """The shadow's children: the candidate's own Service and the serving pods' shadow annotations.
 
+The same wiring carries a canary: the pods then copy nothing (`shadow-percent` 0) and hand the
+candidate the step's share to answer (`modelops.io/canary-percent`, sticky by
+`modelops.io/canary-hash-header`).
+
 While a candidate is in shadow (`Plan.shadow`), the serving revision's pods copy a share of
 their requests to `http://<model>-<candidate revision>.<namespace>.svc.<domain>:80`, a Service
 that selects the candidate's pods only, so the Model's own Service never sends it a user. The
@@ -35,10 +39,15 @@ def build_shadow_service(model: str, *, revision: str, version: str) -> dict:
 def shadow_annotations(wiring: ShadowWiring, *, model: str, namespace: str,
                        domain: str) -> dict[str, str]:
     host = service_host(deployment_name(model, wiring.candidate), namespace, domain)
-    return {c.ANNOTATION_SHADOW_URL: f"http://{host}:{SERVICE_PORT}",
-            c.ANNOTATION_SHADOW_VERSION: wiring.version,
-            c.ANNOTATION_SHADOW_PERCENT: f"{wiring.percent:g}",
-            c.ANNOTATION_SHADOW_TOLERANCE: f"{wiring.tolerance:g}"}
+    wanted = {c.ANNOTATION_SHADOW_URL: f"http://{host}:{SERVICE_PORT}",
+              c.ANNOTATION_SHADOW_VERSION: wiring.version,
+              c.ANNOTATION_SHADOW_PERCENT: f"{wiring.percent:g}",
+              c.ANNOTATION_SHADOW_TOLERANCE: f"{wiring.tolerance:g}"}
+    if wiring.canary_percent:
+        wanted[c.ANNOTATION_CANARY_PERCENT] = f"{wiring.canary_percent:g}"
+    if wiring.canary_hash_header:
+        wanted[c.ANNOTATION_CANARY_HASH_HEADER] = wiring.canary_hash_header
+    return wanted
 
 
 def annotation_changes(pods: Iterable[Mapping[str, Any]], wanted: Mapping[str, str] | None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from modelops.operator.analysis import RollbackPolicy
+from modelops.operator.canary_gate import CanaryPolicy
 from modelops.operator.shadow_gate import ShadowPolicy
 
 URI_SCHEMES = ("file://", "http://", "https://", "pvc://", "configMap://", "s3://", "models:/")
@@ -106,6 +107,7 @@ class ModelSpec:
     rollback: RollbackPolicy = RollbackPolicy()
     suspend: bool = False
     shadow: ShadowPolicy | None = None  # spec.rollout.shadow; not a pod field (same revision)
+    canary: CanaryPolicy | None = None  # spec.rollout.canary; not a pod field either
 
     @property
     def revision(self) -> str:
@@ -185,6 +187,7 @@ def parse_model(spec: Mapping[str, Any]) -> ModelSpec:
     try:
         rollback = RollbackPolicy.from_spec(spec.get("rollback") or {})
         shadow = ShadowPolicy.from_spec((spec.get("rollout") or {}).get("shadow"))
+        canary = CanaryPolicy.from_spec((spec.get("rollout") or {}).get("canary"))
     except ValueError as error:
         raise SpecError(str(error)) from None
     return ModelSpec(
@@ -203,6 +206,7 @@ def parse_model(spec: Mapping[str, Any]) -> ModelSpec:
         rollback=rollback,
         suspend=bool(spec.get("suspend", False)),
         shadow=shadow,
+        canary=canary,
     )
 
 

@@ -189,6 +189,24 @@ BAD = [
         "spec.rollout.shadow.maxDuration"),
     Bad("shadow-unknown-field", {"spec.rollout.shadow.maxLatency": "1s"},
         "spec.rollout.shadow.maxLatency"),
+    Bad("canary-steps-decrease", {"spec.rollout.canary.steps": [50, 10]},
+        "spec.rollout.canary.steps", "must increase"),
+    Bad("canary-steps-repeat", {"spec.rollout.canary.steps": [10, 10]},
+        "spec.rollout.canary.steps", "must increase"),
+    Bad("canary-step-100", {"spec.rollout.canary.steps": [10, 100]},
+        "spec.rollout.canary.steps[1]"),
+    Bad("canary-step-zero", {"spec.rollout.canary.steps": [0]}, "spec.rollout.canary.steps[0]"),
+    Bad("canary-steps-empty", {"spec.rollout.canary.steps": []}, "spec.rollout.canary.steps"),
+    Bad("canary-duration-short", {"spec.rollout.canary.stepDuration": "100ms"},
+        "spec.rollout.canary.stepDuration", "at least 1s"),
+    Bad("canary-error-rate-over", {"spec.rollout.canary.maxErrorRate": 2},
+        "spec.rollout.canary.maxErrorRate"),
+    Bad("canary-min-requests-zero", {"spec.rollout.canary.minRequests": 0},
+        "spec.rollout.canary.minRequests"),
+    Bad("canary-hash-header-space", {"spec.rollout.canary.hashHeader": "X User"},
+        "spec.rollout.canary.hashHeader"),
+    Bad("canary-unknown-field", {"spec.rollout.canary.weights": [10]},
+        "spec.rollout.canary.weights"),
 ]
 
 
@@ -336,10 +354,18 @@ def test_status_subresource_printer_columns_and_wait(control_plane, crds, namesp
     stored = read(control_plane, contract.MODEL_KIND, "house-price", namespace)
     assert stored["status"] == READY_STATUS
     (row,) = columns(control_plane.kubectl("get", "mdl", "-n", namespace, "-o", "wide").stdout)
-    assert list(row) == ["NAME", "READY", "SERVING", "DESIRED", "ERROR RATE", "REASON", "AGE",
-                         "URL", "MESSAGE"]
-    assert [row[k] for k in ("READY", "SERVING", "DESIRED", "ERROR RATE", "REASON", "URL", "MESSAGE")] == [
-        "True", "3", "3", "0.012", "Serving", READY_STATUS["url"], "serving 3"]
+    assert list(row) == ["NAME", "READY", "SERVING", "DESIRED", "CANARY", "ERROR RATE", "REASON",
+                         "AGE", "URL", "MESSAGE"]
+    assert [row[k] for k in ("READY", "SERVING", "DESIRED", "CANARY", "ERROR RATE", "REASON",
+                             "URL", "MESSAGE")] == [
+        "True", "3", "3", "", "0.012", "Serving", READY_STATUS["url"], "serving 3"]
+    in_canary = {"revisions": [{"revision": "r3", "version": "3", "phase": "Promoted"},
+                               {"revision": "r4", "version": "4", "phase": "Canary",
+                                "canary": {"step": 1, "steps": 2, "weight": 10}}]}
+    control_plane.kubectl("patch", "model", "house-price", "-n", namespace, "--subresource=status",
+                          "--type=merge", "-p", json.dumps({"status": in_canary}))
+    (row,) = columns(control_plane.kubectl("get", "mdl", "-n", namespace).stdout)
+    assert row["CANARY"] == "10"
     control_plane.kubectl("wait", "--for=condition=Ready", "model/house-price", "-n", namespace,
                           "--timeout=20s")
 

@@ -284,7 +284,24 @@ def test_promote_and_abort_name_the_version_in_shadow(verb, key):
 def test_promote_with_nothing_in_shadow_writes_nothing(api):
     code, out, err = run("promote", "iris", api=api)
     assert (code, out, api.patches) == (1, "", [])
-    assert err.startswith("error: cannot promote demo/iris: no version is in shadow")
+    assert err.startswith("error: cannot promote demo/iris: no version is in shadow or canary")
+
+
+IN_CANARY = make_model("fraud", servingVersion="1", revisions=[
+    {"revision": "r1", "version": "1", "phase": "Promoted"},
+    {"revision": "r2", "version": "2", "phase": "Canary",
+     "canary": {"step": 1, "steps": 2, "weight": 10.0, "requests": 37, "failed": 1}}])
+
+
+def test_abort_names_the_version_in_canary_and_history_shows_its_step():
+    api = FakeCustomObjects(IN_CANARY)
+    code, out, err = run("abort", "fraud", api=api)
+    assert (code, err) == (0, "")
+    assert api.patches == [("demo", "fraud", {"metadata": {"annotations": {
+        contract.ANNOTATION_ABORT: "2"}}})]
+    code, out, err = run("history", "fraud", api=FakeCustomObjects(IN_CANARY))
+    assert code == 0 and out.splitlines()[-1] == (
+        "Canary: version 2, step 1 of 2 at 10%, 37 answers, 1 failed")
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,8 @@ def test_every_cel_rule_explains_itself_by_field(kind):
     (contract.MODEL_KIND, [("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
                            ("Serving", "string", ".status.servingVersion"),
                            ("Desired", "string", ".spec.version"),
+                           ("Canary", "number",
+                            '.status.revisions[?(@.phase=="Canary")].canary.weight'),
                            ("Error Rate", "number", ".status.analysis.errorRate"),
                            ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason'),
                            ("Age", "date", ".metadata.creationTimestamp")]),
@@ -168,7 +170,9 @@ MODEL_DEFAULTS = {
     "rollback.onBakeTimeout": "Hold", "rollout.shadow.percent": 100,
     "rollout.shadow.minRows": 200, "rollout.shadow.maxDisagreement": 0.05,
     "rollout.shadow.maxErrorRate": 0.01, "rollout.shadow.tolerance": 0.01,
-    "rollout.shadow.maxDuration": "30m",
+    "rollout.shadow.maxDuration": "30m", "rollout.canary.steps": [10, 50],
+    "rollout.canary.stepDuration": "1m", "rollout.canary.minRequests": 50,
+    "rollout.canary.maxErrorRate": 0.01,
 }
 PIPELINE_DEFAULTS = {"steps[].input": "previous", "timeoutSeconds": 5, "replicas": 1, "suspend": False}
 
@@ -385,3 +389,12 @@ def test_the_crds_shadow_defaults_are_the_operators():
         "properties"]["shadow"]["properties"]
     filled = {key: node["default"] for key, node in shadow.items()}
     assert ShadowPolicy.from_spec(filled) == ShadowPolicy.from_spec({}) == ShadowPolicy()
+
+
+def test_the_crds_canary_defaults_are_the_operators():
+    from modelops.operator.canary_gate import CanaryPolicy
+
+    canary = schema(contract.MODEL_KIND)["properties"]["spec"]["properties"]["rollout"][
+        "properties"]["canary"]["properties"]
+    filled = {key: node["default"] for key, node in canary.items() if "default" in node}
+    assert CanaryPolicy.from_spec(filled) == CanaryPolicy.from_spec({}) == CanaryPolicy()

@@ -1,6 +1,6 @@
 """Operator start-up: settings read once, kopf configured, the operator's own /metrics served.
 
-`SETTINGS`, `MONITOR` and `SHADOW` are created here, at import. `INDEXES` holds kopf's index objects once
+`SETTINGS`, `MONITOR`, `SHADOW` and `CANARY` are created here, at import. `INDEXES` holds kopf's index objects once
 the first watch event has delivered them (they are the same live objects for every handler), so
 work-queue passes, which run outside any kopf handler, read the latest state from them.
 """
@@ -18,11 +18,12 @@ from modelops.operator import kube, metrics
 from modelops.operator.handlers.indexes import INDEXES as INDEX_NAMES
 from modelops.operator.monitor import Monitor
 from modelops.operator.settings import OperatorSettings
-from modelops.operator.shadow_monitor import ShadowMonitor
+from modelops.operator.shadow_monitor import CANARY_STEP, ShadowMonitor
 
 SETTINGS = OperatorSettings.from_env()
 MONITOR = Monitor(SETTINGS)
 SHADOW = ShadowMonitor(MONITOR.scrape, tick=SETTINGS.tick_seconds)
+CANARY = ShadowMonitor(MONITOR.scrape, tick=SETTINGS.tick_seconds, evidence=CANARY_STEP)
 INDEXES: dict[str, Any] = {}
 
 

@@ -28,7 +28,7 @@ from modelops.operator.children import (APPLIER, ChildConflict, ChildRejected, o
                                         rejection, role_changes)
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import MODEL, first, read
-from modelops.operator.handlers.lifecycle import (INDEXES, MONITOR, SETTINGS, SHADOW,
+from modelops.operator.handlers.lifecycle import (CANARY, INDEXES, MONITOR, SETTINGS, SHADOW,
                                                   remember_indexes)
 from modelops.operator.observe import pod_failure, revision_states
 from modelops.operator.rollout import Plan, PlanInput, iso, plan_model
@@ -87,6 +87,7 @@ async def on_model_event(type: str, body: kopf.Body, **kwargs: Any) -> None:
         QUEUE.forget(key)
         MONITOR.forget(meta["uid"])
         SHADOW.forget(meta["uid"])
+        CANARY.forget(meta["uid"])
         STATUS.forget(meta["uid"])
         APPLIER.forget(key[0], {key[1]}, prefix=deployment_name(key[1], ""))
         metrics.forget_model(*key)
@@ -133,15 +134,16 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
     spec = pinned.spec  # models:/<name>@<alias> -> models:/<name>/<version>
     pods = read(indexes["modelops_pods"], key)
     deployments = read(indexes["modelops_deployments"], key)
-    decision, analysis, shadow = None, None, {}
+    decision, analysis, shadow, canary = None, None, {}, {}
     if not spec.suspend:  # scrapes and decides only when due
         decision, analysis = MONITOR.evaluate(uid=meta["uid"], namespace=key[0], name=key[1],
                                               spec=spec, status=status, pods=pods, now=now)
         shadow = SHADOW.measure(uid=meta["uid"], name=key[1], status=status, pods=pods, now=now)
+        canary = CANARY.measure(uid=meta["uid"], name=key[1], status=status, pods=pods, now=now)
     plan = plan_model(PlanInput(name=key[1], spec=spec, generation=meta["generation"],
                                 status=status, observed=revision_states(deployments, pods),
                                 now=now, annotations=dict(meta.get("annotations") or {}),
-                                decision=decision, shadow=shadow))
+                                decision=decision, shadow=shadow, canary=canary))
     _complete_status(body, plan, analysis, pinned, status, now)
     if not _write_status(body, status, plan.status):
         return

@@ -31,6 +31,7 @@ class World:
         self.existing: set[str] = set()
         self.ready_pods: dict[str, int] = {}  # overrides `ready` (2 of 2) for a revision
         self.shadow: dict = {}  # candidate revision -> ShadowStats, as the monitor measures
+        self.canary: dict = {}  # candidate revision -> CanaryStats for its current step
 
     def apply(self, **spec):
         self.spec = model_spec(**spec)
@@ -48,7 +49,7 @@ class World:
         plan = plan_model(PlanInput(name="iris", spec=spec, generation=self.generation,
                                     status=self.status, observed=observed, now=self.now,
                                     annotations=self.annotations, decision=decision,
-                                    shadow=self.shadow))
+                                    shadow=self.shadow, canary=self.canary))
         self.status = plan.status
         self.existing = (self.existing | set(plan.deployments)) - set(plan.delete)
         return plan

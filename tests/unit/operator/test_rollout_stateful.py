@@ -2,8 +2,9 @@
 
 A hypothesis state machine applies versions, artifacts and pod configs (and reverts), scales
 (including to 0), suspends and resumes, retries, asks for manual rollbacks, makes pods ready,
-unready or failing, lets time pass and feeds Passed/Failed/Inconclusive windows about any
-revision; after every pass it checks the invariants of issue #10 (see `check`).
+unready or failing, lets time pass, feeds Passed/Failed/Inconclusive windows about any revision,
+turns the shadow and canary policies on and off and feeds their evidence and the users'
+promote/abort; after every pass it checks the invariants of issues #10 and #17.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from modelops import contract
 from modelops.operator.analysis import Decision
+from modelops.operator.canary_gate import CanaryStats
 from modelops.operator.revisions import HISTORY_LIMIT, ON_PROBATION, RevisionState
 from modelops.operator.rollout import PlanInput, plan_model
 from modelops.operator.shadow_gate import ShadowStats
@@ -29,6 +31,7 @@ POLICY = {"window": "1m", "interval": "10s", "consecutiveBreaches": 2, "minReque
           "errorRateThreshold": 0.05}
 CONFIGS = ({}, {"limits": {"memory": "64Mi"}})
 SHADOW = {"minRows": 100, "maxDisagreement": 0.05, "maxErrorRate": 0.02, "maxDuration": "5m"}
+CANARY = {"steps": [10, 50], "stepDuration": "30s", "minRequests": 20, "maxErrorRate": 0.05}
 RESULTS = ("Passed", "Failed", "Inconclusive")
 
 
@@ -36,8 +39,9 @@ class PlannerMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.fields = {"version": "1", "sha256": SHA_A, "resources": {}, "replicas": 2,
-                       "suspend": False, "shadow": False}
+                       "suspend": False, "shadow": False, "canary": False}
         self.shadow: dict[str, ShadowStats] = {}  # what the monitor measured, by candidate
+        self.canary: dict[str, CanaryStats] = {}  # the same for the current canary step
         self.status: dict = {}
         self.now, self.generation = T0, 1
         self.annotations: dict[str, str] = {}
@@ -60,8 +64,9 @@ class PlannerMachine(RuleBasedStateMachine):
                           suspend=f["suspend"], rollback=f.get("rollback", POLICY))
         if f["resources"]:
             spec["resources"] = copy.deepcopy(f["resources"])
-        if f["shadow"]:
-            spec["rollout"] = {"shadow": SHADOW}
+        if f["shadow"] or f["canary"]:
+            spec["rollout"] = {**({"shadow": SHADOW} if f["shadow"] else {}),
+                               **({"canary": CANARY} if f["canary"] else {})}
         return spec
 
     def step(self, seconds: float = 0.0, decision: Decision | None = None) -> None:
@@ -73,15 +78,17 @@ class PlannerMachine(RuleBasedStateMachine):
                      for rev, n in self.replicas.items()}
         old_history = list(self.status.get("history") or [])
         before_serving = self.record(self.status.get("servingRevision"))
+        before_records = {r["revision"]: r for r in self.status.get("revisions") or []}
         plan = plan_model(PlanInput(name="iris", spec=parse_model(raw),
                                     generation=self.generation, status=self.status,
                                     observed=self.seen, now=self.now,
                                     annotations=dict(self.annotations), decision=decision,
-                                    shadow=dict(self.shadow)))
+                                    shadow=dict(self.shadow), canary=dict(self.canary)))
         assert raw == before, "the planner never writes the spec"
         self.check_history(old_history, plan.status["history"])
         self.status, self.plan = plan.status, plan
         self.check_rollback_target(before_serving)
+        self.check_canary_steps(before_records)
         for rev, (_, n) in plan.deployments.items():
             self.replicas[rev] = n
             self.ready[rev] = min(self.ready.get(rev, 0), n)
@@ -144,6 +151,49 @@ class PlannerMachine(RuleBasedStateMachine):
             self.annotations[action] = self.fields["version"]
         self.step(10)
         self.annotations.pop(action, None)
+
+    @rule(on=st.booleans())
+    def canary_policy(self, on):
+        self.apply(canary=on)
+
+    @rule(version=st.sampled_from(["2", "3"]), sha=st.sampled_from([SHA_A, SHA_B]))
+    def roll_out_a_canary(self, version, sha):
+        """What a user of canaries does most: a new version with the policy on, pods ready."""
+        self.fields.update(canary=True)
+        self.apply(version=version, sha256=sha)
+        self.settle()
+
+    @rule(data=st.data(), requests=st.sampled_from([0, 10, 40, 200]),
+          failed=st.sampled_from([0.0, 0.0, 0.02, 0.3, 1.0]),
+          action=st.sampled_from(["", "", "", contract.ANNOTATION_PROMOTE,
+                                  contract.ANNOTATION_ABORT]), seconds=st.sampled_from([10, 40]))
+    def canary_evidence(self, data, requests, failed, action, seconds):
+        """The monitor's counters for the candidate's current step; now and then a user's
+        verdict. An abort must leave a ready revision answering everyone."""
+        in_canary = sorted(r["revision"] for r in self.status.get("revisions") or []
+                           if r["phase"] == "Canary")
+        if in_canary:
+            rev = data.draw(st.sampled_from(in_canary))
+            bad = round(requests * failed)
+            self.canary[rev] = CanaryStats(codes={"200": requests - bad, "500": bad})
+        if action:
+            self.annotations[action] = self.fields["version"]
+        aborted = self.record(parse_model(self.spec_dict()).revision) \
+            if action == contract.ANNOTATION_ABORT else None
+        self.step(seconds)
+        self.annotations.pop(action, None)
+        if aborted and aborted["phase"] == "Canary" and not self.fields["suspend"]:
+            wiring = self.plan.shadow
+            assert wiring is None or wiring.candidate != aborted["revision"], wiring
+            assert self.plan.service_revision != aborted["revision"]
+
+    @rule()
+    def a_healthy_canary_step(self):
+        """Enough good answers and time for any step in progress (the path to promotion)."""
+        for rec in self.status.get("revisions") or []:
+            if rec["phase"] == "Canary":
+                self.canary[rec["revision"]] = CanaryStats(codes={"200": 200})
+        self.step(40)
 
     @rule(suspend=st.booleans())
     def suspend(self, suspend):
@@ -221,6 +271,33 @@ class PlannerMachine(RuleBasedStateMachine):
                 "a breaching revision with a healthy predecessor is rolled back"
 
     # --- invariants -------------------------------------------------------------------------
+    def check_canary_steps(self, before: dict) -> None:
+        """A step is only left on evidence that passed it (or the user's promote), and the
+        monitor's count starts again with each step."""
+        for rec in self.status.get("revisions") or []:
+            old = before.get(rec["revision"]) or {}
+            if old.get("phase") != "Canary" or rec.get("canaryStep", 0) == old.get("canaryStep"):
+                continue
+            stats = self.canary.pop(rec["revision"], None)
+            promoted = self.annotations.get(contract.ANNOTATION_PROMOTE) == rec["version"]
+            assert promoted or (stats is not None and stats.requests >= CANARY["minRequests"]
+                                and stats.failed / stats.requests <= CANARY["maxErrorRate"]), \
+                (old, rec, stats)
+
+    @invariant()
+    def the_canary_weight_is_the_current_steps(self):
+        """Issue 17: the serving pods hand the candidate no more than its recorded step's
+        share, and only a candidate in Canary that never failed a gate gets any."""
+        wiring = self.plan.shadow
+        if wiring is None or not wiring.canary_percent:
+            return
+        rec = self.record(wiring.candidate)
+        assert rec["phase"] == "Canary" and self.fields["canary"], rec
+        assert not rec.get("shadowFailedAt") and not rec.get("canaryFailedAt"), rec
+        assert wiring.canary_percent <= CANARY["steps"][rec["canaryStep"]], (wiring, rec)
+        assert wiring.percent == 0  # no copies while it answers users
+
+
     def record(self, revision):
         return next((r for r in self.status.get("revisions") or []
                      if r["revision"] == revision), None)
@@ -309,8 +386,9 @@ class PlannerMachine(RuleBasedStateMachine):
         wiring = self.plan.shadow
         if wiring is not None:
             assert wiring.source == self.plan.service_revision != wiring.candidate
-            assert self.record(wiring.candidate)["phase"] == "Shadowing"
-            assert self.fields["shadow"] and not self.fields["suspend"]
+            phase = self.record(wiring.candidate)["phase"]
+            assert phase in ("Shadowing", "Canary") and not self.fields["suspend"]
+            assert self.fields["shadow" if phase == "Shadowing" else "canary"]
 
     @invariant()
     def service_and_serving_exist(self):

@@ -36,6 +36,22 @@ def test_the_serving_pods_parse_what_the_operator_writes():
     assert (target.version, target.percent, target.tolerance) == ("2", 12.5, 0.01)
 
 
+def test_a_canary_step_is_read_back_as_a_share_to_answer_with_no_copies():
+    wiring = ShadowWiring(source="r1", candidate="r2", version="2", percent=0.0, tolerance=0.01,
+                          canary_percent=10.0, canary_hash_header="X-User")
+    wanted = shadow_annotations(wiring, model="fraud", namespace="team", domain="cluster.local")
+    target = parse_target(wanted)
+    assert (target.percent, target.canary_percent, target.canary_hash_header) == (0, 10, "X-User")
+    assert c.ANNOTATION_CANARY_PERCENT not in WANTED  # a plain shadow answers no one
+    # the step's end (back to a plain shadow, or none) takes the canary keys off
+    pods = [pod("s1", "r1", shadow=wanted)]
+    assert annotation_changes(pods, None, None, owned_by("fraud")) == [
+        ("s1", dict.fromkeys(wanted))]
+    assert dict(annotation_changes(pods, WANTED, "r1", owned_by("fraud")))["s1"] == {
+        c.ANNOTATION_SHADOW_PERCENT: "12.5", c.ANNOTATION_CANARY_PERCENT: None,
+        c.ANNOTATION_CANARY_HASH_HEADER: None}
+
+
 def test_the_source_pods_get_the_annotations_and_others_lose_theirs():
     pods = [pod("s1", "r1"), pod("s2", "r1", shadow=WANTED), pod("c1", "r2", shadow=WANTED),
             pod("old", "r0", shadow={c.ANNOTATION_SHADOW_URL: "http://x:80"})]

@@ -1,7 +1,8 @@
 """ShadowMonitor: the evidence of a shadow from the serving pods' real shadow metrics (the
 serving image's own `ShadowMetrics`, exposed and parsed as the operator scrapes them): a
 baseline after the settle time, the increase since, a tick between reads, restarts, pods that
-cannot be read, and a new shadow that never sees an old one's copies."""
+cannot be read, and a new shadow that never sees an old one's copies; the same for a canary
+step's answers (`CANARY_STEP`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from modelops import contract
 from modelops.operator.metrics_source import MetricsUnavailable, parse_samples
 from modelops.operator.revisions import iso
-from modelops.operator.shadow_monitor import SETTLE_SECONDS, ShadowMonitor
+from modelops.operator.shadow_monitor import CANARY_STEP, SETTLE_SECONDS, ShadowMonitor
 from modelops.serving.metrics import ShadowMetrics
+from modelops.serving.pinned import PinnedVersions
 
 START = 1_000_000.0
 
@@ -168,3 +170,32 @@ def test_no_candidate_in_shadow_is_no_evidence_and_no_scrape(world, st):
     pods, scrape, monitor = world
     assert measure(monitor, pods, START + 10, st) == {}
     assert scrape.calls == 0
+
+
+def test_a_canary_step_counts_the_answers_since_it_started_and_a_new_step_starts_afresh(world):
+    pods, scrape, _ = world
+    monitor = ShadowMonitor(scrape, tick=5.0, evidence=CANARY_STEP)
+    forwarders = [PinnedVersions(None, name="fraud", version="1", shadow=None,
+                                 max_body_bytes=1024, registry=p.registry) for p in pods]
+
+    def answered(pod: int, code: str, n: int):
+        for _ in range(n):
+            forwarders[pod]._requests.labels("fraud", "1", "2", "canary", code).inc()
+
+    def step(index: int, started: float) -> dict:
+        st = status(phase="Canary")
+        st["revisions"][1].update(canaryStep=index, canaryStepStartedAt=iso(started))
+        return st
+
+    answered(0, "200", 30)  # before the canary's first read: the baseline
+    assert measure(monitor, pods, START + SETTLE_SECONDS, step(0, START))["r2"].requests == 0
+    answered(0, "200", 8)
+    answered(1, "500", 2)
+    got = measure(monitor, pods, START + SETTLE_SECONDS + 5, step(0, START))["r2"]
+    assert got.codes == {"200": 8, "500": 2}
+    later = START + 60
+    assert measure(monitor, pods, later + SETTLE_SECONDS, step(1, later))["r2"].requests == 0
+    answered(1, "200", 4)
+    assert measure(monitor, pods, later + SETTLE_SECONDS + 5, step(1, later))["r2"].codes == {
+        "200": 4}
+    assert measure(monitor, pods, later + 99, status()) == {}  # no longer in canary
