@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
@@ -71,20 +72,23 @@ class Traffic(ServiceClient):
 
 
 class Scenario:
-    def __init__(self, control_plane, namespace: str, tmp: Path):
+    def __init__(self, control_plane, namespace: str, tmp: Path,
+                 artifacts: Callable[[Path], dict[str, tuple[str, str]]] = _artifacts):
         self.cluster = Cluster(control_plane.api_client())
         self.namespace, self.tmp = namespace, tmp
-        self.artifacts = _artifacts(tmp)
+        self.artifacts = artifacts(tmp)
         self.ips: dict[str, str] = {}
         self.servers: list[ServingProcess] = []
         self.files: list[PodInfoFiles] = []
         self.operator = OperatorProcess(control_plane.kubeconfig, tmp / "operator.log").start()
 
-    def apply(self, version: str, *, bake: str, shadow: dict | None = None) -> None:
+    def apply(self, version: str, *, bake: str, shadow: dict | None = None,
+              rollout: dict | None = None) -> None:
         uri, sha = self.artifacts[version]
+        rollout = {**(rollout or {}), **({"shadow": shadow} if shadow else {})}
         spec = {"version": version, "artifact": {"uri": uri, "sha256": sha}, "replicas": 1,
                 "rollback": {**ROLLBACK, "bakeWindow": bake},
-                **({"rollout": {"shadow": shadow}} if shadow else {})}
+                **({"rollout": rollout} if rollout else {})}
         try:
             self.cluster.create(self.namespace, {
                 "apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,

@@ -11,8 +11,9 @@
         Open Inference Protocol v2 infer requests from CONCURRENCY threads, each over ONE
         persistent HTTP/1.1 connection (as requests.Session, Go and Java clients do), reopened
         only when the server closes it. Prints {"answers": [[epoch-seconds, model_version]...],
-        "codes": {...}, "errors": [...], "connections": n opened}. With BAD-SHARE (optional),
-        that fraction of rows has a negative first feature.
+        "codes": {...}, "errors": [...], "connections": n opened, "answered": [[epoch-seconds,
+        Modelops-Version header, code]...] for every HTTP answer, errors included}. With
+        BAD-SHARE (optional), that fraction of rows has a negative first feature.
     feedback BASE-URL MODEL COUNT CONCURRENCY KEEP
         COUNT iris predictions (v2 infer), each followed by its true label sent back with the
         answer's feedback token, each request on a new connection (so through the Service they
@@ -98,7 +99,7 @@ def v2_body(row):
 
 def keepalive(host, path, concurrency, max_seconds, bad_share=0.0):
     lock = threading.Lock()
-    answers, codes, errors, opened = [], {}, [], [0]
+    answers, answered, codes, errors, opened = [], [], {}, [], [0]
     started = time.monotonic()
     good, bad = json.dumps(v2_body(GOOD_ROW)), json.dumps(v2_body(BAD_ROW))
     stop = threading.Event()
@@ -115,13 +116,16 @@ def keepalive(host, path, concurrency, max_seconds, bad_share=0.0):
                 connection.request("POST", path, body, {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 code, text = response.status, response.read().decode()
+                version = response.getheader("Modelops-Version", "")
                 if response.will_close:
                     connection.close()  # the server said Connection: close
             except Exception as failure:  # noqa: BLE001 - any transport failure counts as 0
                 connection.close()
-                code, text = 0, repr(failure)
+                code, text, version = 0, repr(failure), ""
             with lock:
                 codes[code] = codes.get(code, 0) + 1
+                if code:
+                    answered.append([round(time.time(), 3), version, code])
                 if code == 200:
                     answers.append([round(time.time(), 3), json.loads(text)["model_version"]])
                 elif len(errors) < MAX_ERRORS_KEPT:
@@ -135,7 +139,7 @@ def keepalive(host, path, concurrency, max_seconds, bad_share=0.0):
         thread.join(max_seconds + 10)
     stop.set()
     print(json.dumps({"answers": answers, "codes": codes, "errors": errors,
-                      "connections": opened[0]}))
+                      "connections": opened[0], "answered": answered}))
 
 
 def feedback(base, model, count, concurrency, keep):
