@@ -228,6 +228,21 @@ class ServingProcess:
                 self.process.wait(timeout=10)
 
 
+def dump_artifacts(directory: Path, models: dict[str, Any], *, prefix: str = "iris"
+                   ) -> dict[str, tuple[str, str]]:
+    """joblib files for {version: estimator}: {version: (file:// URI, sha256)}."""
+    import hashlib
+
+    import joblib
+
+    out = {}
+    for version, model in models.items():
+        path = directory / f"{prefix}-v{version}.joblib"
+        joblib.dump(model, path)
+        out[version] = (f"file://{path}", hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
 def deployment_env(deployment: Any) -> dict[str, str]:
     # entries from Secrets (valueFrom, e.g. the feedback key) have no value here: left out
     return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env

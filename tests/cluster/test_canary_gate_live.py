@@ -11,12 +11,10 @@ good model) goes through both steps and takes the Service. Every answer names wh
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import requests
@@ -25,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from modelops import contract
-from tests.cluster.support import ServiceClient, wait_for
+from tests.cluster.support import ServiceClient, dump_artifacts, wait_for
 from tests.cluster.test_shadow_gate_live import ROWS, Scenario, X, Y
 
 CANARY = {"steps": [20, 50], "stepDuration": "3s", "minRequests": 15, "maxErrorRate": 0.05}
@@ -37,12 +35,7 @@ def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
               "2": make_pipeline(FunctionTransformer(np.log),
                                  LogisticRegression(max_iter=500)).fit(X, Y),
               "3": LogisticRegression(C=0.5, max_iter=500).fit(X, Y)}
-    out = {}
-    for version, model in models.items():
-        path = directory / f"iris-v{version}.joblib"
-        joblib.dump(model, path)
-        out[version] = (f"file://{path}", hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+    return dump_artifacts(directory, models)
 
 
 class Traffic(ServiceClient):

@@ -16,12 +16,10 @@ than `minScoredRows` is never rolled back and its breach count stays 0.
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import time
 from pathlib import Path
 
-import joblib
 import pytest
 import requests
 from sklearn.datasets import load_diabetes, load_iris
@@ -31,7 +29,7 @@ from modelops import contract
 from modelops.operator.builders import feedback_secret_name
 from modelops.operator.quality import REASON_ACCURACY, REASON_RMSE
 from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServiceClient,
-                                   ServingProcess, deployment_env, wait_for)
+                                   ServingProcess, deployment_env, dump_artifacts, wait_for)
 
 FAST = {"interval": "1s", "window": "3s", "consecutiveBreaches": 2, "minRequests": 5,
         "errorRateThreshold": 0.05}
@@ -52,12 +50,7 @@ def _artifacts(directory: Path, kind: str) -> dict[str, tuple[str, str]]:
     else:
         models = {"1": LinearRegression().fit(X, y),
                   "2": LinearRegression().fit(X, -y + 2 * y.mean())}
-    out = {}
-    for version, model in models.items():
-        path = directory / f"{kind}-v{version}.joblib"
-        joblib.dump(model, path)
-        out[version] = (f"file://{path}", hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+    return dump_artifacts(directory, models, prefix=kind)
 
 
 class Feedback(ServiceClient):

@@ -11,13 +11,11 @@ errors, below the 5 % threshold, is never rolled back over 20 evaluations.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import requests
@@ -28,7 +26,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from modelops import contract
 from tests.cluster.support import (Cluster, OperatorProcess, PrometheusProcess, ServiceClient,
-                                   ServingProcess, deployment_env, wait_for)
+                                   ServingProcess, deployment_env, dump_artifacts, wait_for)
 
 FAST = {"interval": "1s", "window": "3s", "consecutiveBreaches": 2, "minRequests": 10,
         "errorRateThreshold": 0.05}
@@ -44,12 +42,7 @@ def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
                            LogisticRegression(max_iter=500)).fit(X + 1, y),
         "3": LogisticRegression(C=0.5, max_iter=500).fit(X, y),
     }
-    out = {}
-    for version, model in models.items():
-        path = directory / f"iris-v{version}.joblib"
-        joblib.dump(model, path)
-        out[version] = (f"file://{path}", hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+    return dump_artifacts(directory, models)
 
 
 class Traffic(ServiceClient):

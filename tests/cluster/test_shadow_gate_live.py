@@ -12,13 +12,11 @@ killed (SIGKILL) in the middle of v2's shadow and started again.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import requests
@@ -28,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from modelops import contract
 from tests.cluster.podinfo import PodInfoFiles, resolve
 from tests.cluster.support import (Cluster, OperatorProcess, ServiceClient, ServingProcess,
-                                   deployment_env, wait_for)
+                                   deployment_env, dump_artifacts, wait_for)
 
 SUBNET = "127.77.11"
 SHADOW = {"percent": 100, "minRows": 60, "maxDisagreement": 0.05, "maxErrorRate": 0.02}
@@ -41,12 +39,7 @@ def _artifacts(directory: Path) -> dict[str, tuple[str, str]]:
     models = {"1": LogisticRegression(max_iter=500).fit(X, Y),
               "2": LogisticRegression(max_iter=500).fit(X, np.where(Y == 2, 1, Y)),
               "3": LogisticRegression(C=0.5, max_iter=500).fit(X, Y)}
-    out = {}
-    for version, model in models.items():
-        path = directory / f"iris-v{version}.joblib"
-        joblib.dump(model, path)
-        out[version] = (f"file://{path}", hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+    return dump_artifacts(directory, models)
 
 
 class Traffic(ServiceClient):
