@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from modelops import contract
 from modelops.operator.canary_gate import FAIL, PASS, judge
-from modelops.operator.revisions import CANARY, FAILED, iso, parse_iso, served
+from modelops.operator.revisions import CANARY, iso, parse_iso, served
 from modelops.operator.rollout_pass import ShadowWiring
 from modelops.operator.rollout_shadow import ShadowSteps
 from modelops.operator.shadow_gate import ShadowPolicy
@@ -78,13 +78,9 @@ class CanarySteps(ShadowSteps):
 
     def failed_canary(self, current: dict, desired: dict, reason: str, message: str) -> None:
         """Aborted: the serving version answers everyone again; the candidate goes to zero."""
-        version = desired["version"]
-        desired["canaryFailedAt"] = iso(self.now)
-        self.phase(desired, FAILED, reason, message)
-        self.event("Warning", "CanaryAborted", f"Version {version} failed its canary: "
-                   f"{message}; version {current['version']} answers every request again")
-        self.say("Stalled", reason, f"version {version} failed its canary: {message}; "
-                 f"version {current['version']} keeps serving")
+        self.candidate_failed(current, desired, gate="canary", stamp="canaryFailedAt",
+                              event="CanaryAborted", reason=reason, message=message,
+                              after=f"version {current['version']} answers every request again")
 
     def shadow_wiring(self, source: str) -> ShadowWiring | None:
         rec, policy = self.canary, self.spec.canary

@@ -84,12 +84,19 @@ class ShadowSteps(PassState):
 
     def failed_shadow(self, current: dict, desired: dict, reason: str, message: str) -> None:
         """Stopped in shadow: it never answered a user; its pods go to zero."""
+        self.candidate_failed(current, desired, gate="shadow gate", stamp="shadowFailedAt",
+                              event="ShadowFailed", reason=reason, message=message,
+                              after="it answered no user request")
+
+    def candidate_failed(self, current: dict, desired: dict, *, gate: str, stamp: str,
+                         event: str, reason: str, message: str, after: str) -> None:
+        """A candidate stopped by its gate (`stamp` set, so its pods go to zero); the serving
+        version is untouched."""
         version = desired["version"]
-        desired["shadowFailedAt"] = iso(self.now)
+        desired[stamp] = iso(self.now)
         self.phase(desired, FAILED, reason, message)
-        self.event("Warning", "ShadowFailed", f"Version {version} failed its shadow gate: "
-                   f"{message}; it answered no user request")
-        self.say("Stalled", reason, f"version {version} failed its shadow gate: {message}; "
+        self.event("Warning", event, f"Version {version} failed its {gate}: {message}; {after}")
+        self.say("Stalled", reason, f"version {version} failed its {gate}: {message}; "
                  f"version {current['version']} keeps serving")
 
     def shadow_wiring(self, source: str) -> ShadowWiring | None:
