@@ -7,6 +7,7 @@ followed through watches, so the observer adds one event per change, not repeate
 
 Goal (issue 11): 1000 Models converged in under 30 s with under 250 MiB RSS, the cost growing
 linearly to 3000 (the per-Model figures are printed). It gives up after 180 s per 1000 Models.
+MODELOPS_BENCH_PPROF=<dir> also writes a CPU profile of kube-apiserver for each N there.
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ class Convergence:
         return len(self.observed), len(self.deployments), len(self.services)
 
 
+def _apiserver_profile(kubectl: list[str], n: int) -> subprocess.Popen | None:
+    """With MODELOPS_BENCH_PPROF=<dir>: a 30 s CPU profile of kube-apiserver from the first
+    create on, written to <dir>/apiserver-<n>.pprof (read it with `go tool pprof -top`)."""
+    directory = os.environ.get("MODELOPS_BENCH_PPROF")
+    if not directory:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = open(Path(directory) / f"apiserver-{n}.pprof", "wb")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen([*kubectl, "get", "--raw", "/debug/pprof/profile?seconds=30"],
+                            stdout=out)
+
+
 def run(n: int, bin_dir: Path, work: Path) -> dict:
     plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work / f"cp-{n}"))
     plane.start()
@@ -141,6 +154,7 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
         pids = {p.component.name: p.pid for p in plane.processes}
         pids["operator"] = operator.process.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        profile = _apiserver_profile(kubectl, n)
         start = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(n)))
@@ -155,6 +169,8 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
         progress.stop.set()
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         requests = request_counts(kubectl) - before
+        if profile is not None:
+            profile.wait(timeout=120)
         return {"n": n, "create_s": created, "converged_s": elapsed, "state": state,
                 "ok": state == (n, n, n), "rss_mib": peak_rss_mib(operator.process.pid),
                 "cpu": cpu, "requests": requests}
