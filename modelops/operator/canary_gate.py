@@ -112,6 +112,7 @@ class CanaryStats:
 
     codes: Mapping[str, float] = field(default_factory=dict)  # "200", "500", "fallback", ...
     unscraped: int = 0
+    settling: bool = False  # read before the step's wiring settled: it may fail, not pass yet
 
     @property
     def requests(self) -> float:
@@ -147,7 +148,7 @@ def judge(policy: CanaryPolicy, stats: CanaryStats | None, *, held: float,
         return FAIL, "CanaryErrorRateAboveThreshold", (
             f"at {weight:g}%: {figures} (maxErrorRate {policy.max_error_rate:.1%} over at "
             f"least {policy.min_requests} requests)")
-    if requests < policy.min_requests or held < policy.step_duration_seconds:
+    if requests < policy.min_requests or held < policy.step_duration_seconds or stats.settling:
         return WAIT, "Canary", (
             f"at {weight:g}% for {format_duration(held)} of "
             f"{format_duration(policy.step_duration_seconds)}: {figures}; "
@@ -173,15 +174,29 @@ def pod_counters(samples: Iterable, *, model: str, version: str, candidate: str)
     return codes
 
 
+LATE_CODES = frozenset({"fallback"})
+"""Counted only once the step's wiring settled: the serving pods answer in the candidate's
+place while its Service still reaches DNS and kube-proxy, which says nothing about it. Its own
+5xx answers count from the step's first read."""
+
+
 def increase(baseline: Mapping[str, PodCanary], current: Mapping[str, PodCanary],
-             unscraped: int = 0) -> CanaryStats:
-    """Answers since `baseline`, summed over pods; a pod new since then, or whose counters went
-    down (it restarted), counts from zero."""
+             unscraped: int = 0, settled: Mapping[str, PodCanary] | None = None,
+             settling: bool = False) -> CanaryStats:
+    """Answers since `baseline` (LATE_CODES since `settled`, when given), summed over pods; a
+    pod new since then, or whose counters went down (it restarted), counts from zero."""
     codes: dict[str, float] = {}
     for pod, counts in current.items():
-        base = baseline.get(pod) or {}
-        if any(counts.get(k, 0.0) < v for k, v in base.items()):
-            base = {}
+        base = _since(baseline.get(pod), counts)
+        late = base if settled is None else _since(settled.get(pod), counts)
         for k, v in counts.items():
-            codes[k] = codes.get(k, 0.0) + v - base.get(k, 0.0)
-    return CanaryStats(codes={k: v for k, v in codes.items() if v}, unscraped=unscraped)
+            codes[k] = codes.get(k, 0.0) + v - (late if k in LATE_CODES else base).get(k, 0.0)
+    return CanaryStats(codes={k: v for k, v in codes.items() if v}, unscraped=unscraped,
+                       settling=settling)
+
+
+def _since(base: PodCanary | None, counts: PodCanary) -> PodCanary:
+    """`base`, or nothing when the pod is new or restarted since (a counter went down)."""
+    if not base or any(counts.get(k, 0.0) < v for k, v in base.items()):
+        return {}
+    return base

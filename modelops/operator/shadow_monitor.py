@@ -3,11 +3,14 @@
 While a Model's status has a revision in Shadowing (or Canary), each pass (at most once a tick)
 scrapes the serving revision's ready pods' /metrics and reads their counters for that candidate:
 `modelops_shadow_*` (`shadow_gate.pod_counters`) or the canary answers they relayed
-(`canary_gate.pod_counters`). The first read after the phase (for a canary, the step) settled is
-the baseline; the evidence is the increase since then, so an earlier shadow or step never
-counts. What was sent while the candidate's Service and the pods' annotations were still
-reaching DNS, kube-proxy and the annotations file (`SETTLE_SECONDS` after the phase's clock)
-never counts either: a refused copy then says nothing about the candidate. The pods are scraped
+(`canary_gate.pod_counters`). The evidence is the increase since a baseline, so an earlier
+shadow or step never counts. What was sent while the candidate's Service and the pods'
+annotations were still reaching DNS, kube-proxy and the annotations file (`SETTLE_SECONDS`
+after the phase's clock) must not count against the candidate: a refused copy then says
+nothing about it. So a shadow's baseline is the first read after the settle; a canary step's is
+its first read, since the candidate's own 5xx answers to users count at once, and only its
+`late_codes` (answers the serving pods made in its place) count from the first read after the
+settle. The pods are scraped
 even when the rollback analysis asks Prometheus. Evidence lives in memory: an operator restart
 starts the count again.
 """
@@ -33,17 +36,19 @@ SETTLE_SECONDS = 5.0
 class Evidence:
     """What one gate reads: the phase it judges, the record's clock for it, and how a pod's
     counters are read (`counters(samples, model=, version=, candidate=)`) and added up
-    (`increase(baseline, current, unscraped)`)."""
+    (`increase(baseline, current, unscraped)`; with `late_codes`, also `settled=` and
+    `settling=`)."""
 
     phase: str
     clock: str
     counters: Callable[..., Any]
     increase: Callable[..., Any]
+    late_codes: frozenset[str] | None = None  # None: nothing is read before the settle
 
 
 SHADOW = Evidence(SHADOWING, "shadowStartedAt", shadow_gate.pod_counters, shadow_gate.increase)
 CANARY_STEP = Evidence(CANARY, "canaryStepStartedAt", canary_gate.pod_counters,
-                       canary_gate.increase)
+                       canary_gate.increase, late_codes=canary_gate.LATE_CODES)
 
 
 class ShadowMonitor:
@@ -54,12 +59,14 @@ class ShadowMonitor:
         self._scrape, self._tick, self._settle = scrape, tick, settle
         self._evidence = evidence
         self._baselines: dict[str, tuple[tuple, dict[str, Any]]] = {}
+        self._settled: dict[str, tuple[tuple, dict[str, Any]]] = {}  # for late_codes
         self._last: dict[str, tuple[tuple, float, Any]] = {}
         self._lock = threading.Lock()
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._baselines.pop(uid, None)
+            self._settled.pop(uid, None)
             self._last.pop(uid, None)
 
     def measure(self, *, uid: str, name: str, status: Mapping[str, Any],
@@ -74,7 +81,8 @@ class ShadowMonitor:
         if candidate is None or not serving or started is None:
             self.forget(uid)
             return {}
-        if now < started + self._settle:
+        settled = now >= started + self._settle
+        if not settled and self._evidence.late_codes is None:
             return {}
         key = (serving, candidate["revision"], candidate[clock])
         with self._lock:
@@ -82,13 +90,14 @@ class ShadowMonitor:
         if last is not None and last[0] == key and now - last[1] < self._tick - 0.25:
             stats = last[2]
         else:
-            stats = self._read(uid, key, name, version, candidate["version"], pods, serving)
+            stats = self._read(uid, key, name, version, candidate["version"], pods, serving,
+                               settled)
             with self._lock:
                 self._last[uid] = (key, now, stats)
         return {} if stats is None else {candidate["revision"]: stats}
 
     def _read(self, uid: str, key: tuple, name: str, version: str, candidate: str,
-              pods: Iterable[Mapping[str, Any]], serving: str) -> Any:
+              pods: Iterable[Mapping[str, Any]], serving: str, settled: bool) -> Any:
         urls = {p["name"]: f"http://{p['ip']}:{contract.DEFAULT_PORT}{contract.PATH_METRICS}"
                 for p in pods if own_ready_pod(p, name, serving)}
         try:
@@ -104,4 +113,11 @@ class ShadowMonitor:
             held = self._baselines.get(uid)
             if held is None or held[0] != key:
                 held = self._baselines[uid] = (key, current)
-        return self._evidence.increase(held[1], current, unscraped=len(failed))
+            if self._evidence.late_codes is None:
+                return self._evidence.increase(held[1], current, unscraped=len(failed))
+            since = self._settled.get(uid)
+            if settled and (since is None or since[0] != key):
+                since = self._settled[uid] = (key, current)
+            late = since[1] if settled else current  # before the settle: none of them yet
+        return self._evidence.increase(held[1], current, unscraped=len(failed), settled=late,
+                                       settling=not settled)

@@ -62,6 +62,9 @@ def stats(**codes) -> CanaryStats:
     (stats(c200=1, fallback=2), 1, FAIL, "CanaryErrorRateAboveThreshold"),
     (stats(c200=190, c503=11), 100, FAIL, "CanaryErrorRateAboveThreshold"),
     (stats(c200=100, c400=50), 100, PASS, "CanaryStepPassed"),  # the users' bad requests
+    (CanaryStats(codes={"200": 100}, settling=True), 100, WAIT, "Canary"),  # wiring settling
+    (CanaryStats(codes={"200": 9, "500": 2}, settling=True), 1, FAIL,
+     "CanaryErrorRateAboveThreshold"),  # but its own errors already count
 ])
 def test_judging_one_step(evidence, held, verdict, reason):
     got = judge(POLICY, evidence, held=held, weight=10)
@@ -113,3 +116,16 @@ def test_the_increase_is_summed_over_pods_and_a_restarted_pod_counts_from_zero()
     assert (got.requests, got.failed, got.error_rate) == (8, 1, 0.125)
     assert got.as_status() == {"requests": 8, "failed": 1, "errorRate": 0.125,
                                "answers": {"200": 7, "500": 1}}
+
+
+def test_answers_made_in_the_candidates_place_count_only_after_the_settle():
+    pod = ServingPod()
+    baseline = {"a": pod.counters()}
+    pod.answered("500", 2)        # its own errors, in the first seconds: they count
+    pod.answered("fallback", 3)   # its Service not reachable yet: they do not
+    settled = {"a": pod.counters()}
+    pod.answered("fallback", 1)
+    pod.answered("200", 4)
+    got = increase(baseline, {"a": pod.counters()}, settled=settled)
+    assert got.codes == {"500": 2, "fallback": 1, "200": 4}
+    assert increase(baseline, {"a": pod.counters()}).codes["fallback"] == 4  # no settle given

@@ -199,3 +199,29 @@ def test_a_canary_step_counts_the_answers_since_it_started_and_a_new_step_starts
     assert measure(monitor, pods, later + SETTLE_SECONDS + 5, step(1, later))["r2"].codes == {
         "200": 4}
     assert measure(monitor, pods, later + 99, status()) == {}  # no longer in canary
+
+
+def test_a_canary_step_counts_the_candidates_errors_from_its_first_read(world):
+    """Its 5xx answers reached users: they count before the settle; answers the serving pods
+    made in its place (`fallback`) count only after it."""
+    pods, scrape, _ = world
+    monitor = ShadowMonitor(scrape, tick=1.0, evidence=CANARY_STEP)
+    forwarder = PinnedVersions(None, name="fraud", version="1", shadow=None,
+                               max_body_bytes=1024, registry=pods[0].registry)
+    st = status(phase="Canary")
+    st["revisions"][1].update(canaryStep=0, canaryStepStartedAt=iso(START))
+
+    def answered(code: str, n: int):
+        for _ in range(n):
+            forwarder._requests.labels("fraud", "1", "2", "canary", code).inc()
+
+    assert measure(monitor, pods, START + 1, st)["r2"].requests == 0  # the baseline, at once
+    answered("500", 3)
+    answered("fallback", 4)
+    early = measure(monitor, pods, START + 3, st)["r2"]
+    assert early.codes == {"500": 3} and early.settling  # before the settle
+    answered("fallback", 2)
+    assert measure(monitor, pods, START + SETTLE_SECONDS, st)["r2"].codes == {"500": 3}
+    answered("fallback", 1)
+    late = measure(monitor, pods, START + SETTLE_SECONDS + 2, st)["r2"]
+    assert late.codes == {"500": 3, "fallback": 1} and not late.settling
