@@ -144,7 +144,7 @@ class Routes:
         signature = self._ready_signature()
         body = self._body()
         features = v1.parse_predict_request(body, signature)
-        result = self.backend.infer(features, return_steps=request.args.get("steps") == "true")
+        result = self.backend.infer(features, return_steps=_return_steps())
         if self.shadow is not None:
             self.shadow.offer(request.environ, "v1", body, result.outputs[0], signature.kind)
         steps = {step: tensors[0][1] for step, tensors in (result.steps or {}).items()}
@@ -294,6 +294,14 @@ class Routes:
 
     def _body(self) -> bytes:
         return read_body(request.environ, self.max_body_bytes)
+
+
+def _return_steps() -> bool:
+    """The v1 predict route's `steps` query parameter: "true", "false" or absent."""
+    value = request.args.get("steps", "false")
+    if value not in ("true", "false"):
+        raise InvalidInput(f"query parameter steps must be true or false, got {value[:40]!r}")
+    return value == "true"
 
 
 def _request_id(given: str | None) -> str:

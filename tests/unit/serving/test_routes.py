@@ -41,6 +41,15 @@ def test_v1_predict(iris):
     assert len(response.headers["X-Request-Id"]) == 32
 
 
+def test_v1_predict_refuses_a_steps_parameter_that_is_not_true_or_false(iris):
+    """Found by the OpenAPI fuzz test: `?steps=` is an enum in the document."""
+    body = {"instances": [IRIS_ROW]}
+    assert iris.post("/v1/models/iris:predict?steps=false", json=body).status_code == 200
+    refused = iris.post("/v1/models/iris:predict?steps=k(v", json=body)
+    assert refused.status_code == 400
+    assert "query parameter steps must be true or false" in refused.get_json()["error"]
+
+
 def test_v2_infer_echoes_the_id(iris):
     response = iris.post("/v2/models/iris/infer", json={**V2_ROW, "id": "req-7"})
     body = response.get_json()
