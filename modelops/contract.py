@@ -164,6 +164,7 @@ ANNOTATION_SHADOW_PERCENT: Final = "modelops.io/shadow-percent"  # 0-100, defaul
 ANNOTATION_SHADOW_TOLERANCE: Final = "modelops.io/shadow-tolerance"  # regressors, default 0.01
 ANNOTATION_CANARY_PERCENT: Final = "modelops.io/canary-percent"  # 0-100 of answers made by the candidate, default 0
 ANNOTATION_CANARY_HASH_HEADER: Final = "modelops.io/canary-hash-header"  # same header value, same side
+CANARY_HASH_HEADER_PATTERN: Final = r"^[A-Za-z0-9-]{1,64}$"  # spec.rollout.canary.hashHeader, the annotation
 ENV_SHADOW_QUEUE: Final = "MODELOPS_SHADOW_QUEUE"  # copies waiting per worker, default 32
 ENV_SHADOW_SENDERS: Final = "MODELOPS_SHADOW_SENDERS"  # copies in flight per worker, default 2
 ENV_SHADOW_TIMEOUT: Final = "MODELOPS_SHADOW_TIMEOUT_SECONDS"  # total deadline per copy, default 1

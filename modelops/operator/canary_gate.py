@@ -26,7 +26,7 @@ from modelops.operator.shadow_gate import FAIL, PASS, WAIT
 __all__ = ["CanaryPolicy", "CanaryStats", "FAIL", "PASS", "WAIT", "increase", "judge",
            "pod_counters"]
 
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+HEADER_NAME = re.compile(contract.CANARY_HASH_HEADER_PATTERN)  # what the serving pods accept
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def _number(raw: Mapping, key: str, default: float, low: float, high: float,
 
 def _header(raw: Any) -> str:
     if not isinstance(raw, str) or (raw and not HEADER_NAME.match(raw)):
-        raise ValueError(f"spec.rollout.canary.hashHeader must be an HTTP header name, "
-                         f"got {raw!r}")
+        raise ValueError(f"spec.rollout.canary.hashHeader must be an HTTP header name "
+                         f"(letters, digits and -, at most 64), got {raw!r}")
     return raw
 
 

@@ -33,7 +33,7 @@ DEFAULT_PERCENT = 100.0
 DEFAULT_TOLERANCE = 0.01
 _SCALARS = (str, int, float, bool, type(None))
 _VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_HEADER_NAME = re.compile(c.CANARY_HASH_HEADER_PATTERN)
 
 
 class BadAnswer(ValueError):

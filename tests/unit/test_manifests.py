@@ -391,6 +391,19 @@ def test_the_crds_shadow_defaults_are_the_operators():
     assert ShadowPolicy.from_spec(filled) == ShadowPolicy.from_spec({}) == ShadowPolicy()
 
 
+@pytest.mark.parametrize("header", ["X-User", "x-user-id-2", "X_User", "X.User", "X User",
+                                    "A" * 64, "A" * 65])
+def test_the_crd_takes_the_hash_headers_the_serving_pods_take(header):
+    """One rule for spec.rollout.canary.hashHeader: the CRD's, the operator's and the
+    serving pods' (which refuse the whole annotation set otherwise)."""
+    import re
+
+    node = schema(contract.MODEL_KIND)["properties"]["spec"]["properties"]["rollout"][
+        "properties"]["canary"]["properties"]["hashHeader"]
+    by_crd = bool(re.match(node["pattern"], header)) and len(header) <= node["maxLength"]
+    assert by_crd == bool(re.match(contract.CANARY_HASH_HEADER_PATTERN, header))
+
+
 def test_the_crds_canary_defaults_are_the_operators():
     from modelops.operator.canary_gate import CanaryPolicy
 
