@@ -150,6 +150,7 @@ LABEL_ROLE: Final = "modelops.io/role"  # on serving pods, set by the operator: 
 ROLE_SERVING: Final = "serving"
 ROLE_STANDBY: Final = "standby"  # warm but out of service: answer `Connection: close`
 ENV_POD_LABELS_FILE: Final = "MODELOPS_POD_LABELS_FILE"  # the pod's labels (downward API file)
+ENV_MAX_CONNECTION_AGE: Final = "MODELOPS_MAX_CONNECTION_AGE_SECONDS"  # 0 = keep connections
 PODINFO_MOUNT: Final = "/etc/modelops/podinfo"  # downward API volume; its `labels` file
 FIELD_MANAGER: Final = "modelops"  # server-side apply field manager of every child
 REPORTING_COMPONENT: Final = "modelops-operator"  # Events' reportingComponent / source

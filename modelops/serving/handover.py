@@ -8,17 +8,28 @@ response of this worker carries `Connection: close` (gunicorn's force_close), an
 connections end at the keep-alive timeout: each client's next request opens a new connection,
 which the Service sends to the serving version. The file is re-read at most once a second;
 without the file (outside Kubernetes) nothing changes.
+
+Kubernetes promises that file only eventually: the kubelet usually rewrites it within a second,
+but a refresh it misses waits for its periodic pod sync, 60 to 90 s (kubernetes#59813), and on
+CI a bad version went unjudged for a minute that way. So every connection also has a maximum
+age (`ConnectionAge`, MODELOPS_MAX_CONNECTION_AGE_SECONDS, default 5 s): the first response
+after it carries `Connection: close`, which bounds how long any client stays on a pod the
+Service left, at the price of one reconnection per client every few seconds.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Callable, Mapping
 
 from modelops import contract
 
 CHECK_SECONDS = 1.0
+AGE_JITTER = 0.1
+"""Each connection's age limit is drawn from [(1 - AGE_JITTER) * max, max]: clients opened
+together do not all reconnect together."""
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -56,3 +67,21 @@ class RoleFile:
 
 def from_env(environ: Mapping[str, str] = os.environ) -> RoleFile:
     return RoleFile(environ.get(contract.ENV_POD_LABELS_FILE) or None)
+
+
+class ConnectionAge:
+    """Whether a connection has outlived its maximum age (its first request starts the clock)."""
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic,
+                 draw: Callable[[], float] = random.random):
+        self.max_age, self.clock, self.draw = max_age, clock, draw
+
+    def expired(self, connection: object) -> bool:
+        if self.max_age <= 0:
+            return False
+        now = self.clock()
+        deadline = getattr(connection, "modelops_deadline", None)
+        if deadline is None:
+            deadline = now + self.max_age * (1 - AGE_JITTER * self.draw())
+            setattr(connection, "modelops_deadline", deadline)
+        return now >= deadline

@@ -102,11 +102,21 @@ class DrainingThreadWorker(ReadGate, ThreadWorker):
         self._publish_connections()
 
     def handle_request(self, req, conn):
-        if self._holds_too_many_connections() or self._out_of_service():
+        if (self._holds_too_many_connections() or self._out_of_service()
+                or self._age.expired(conn)):
             req.force_close()  # answered with `Connection: close`; the client reconnects
         return super().handle_request(req, conn)
 
     _role = None
+
+    @property
+    def _age(self) -> handover.ConnectionAge:
+        """Every connection's maximum age (handover.py), from the app's settings."""
+        if "_connection_age" not in self.__dict__:
+            settings = getattr(self.app, "settings", None)
+            self._connection_age = handover.ConnectionAge(
+                settings.max_connection_age_seconds if settings else 0.0)
+        return self._connection_age
 
     def _out_of_service(self) -> bool:
         """The pod's Service moved on (handover.py): send clients to reconnect."""
@@ -136,13 +146,13 @@ class ServingApplication(BaseApplication):
     """gunicorn application whose workers each build the app for `settings`."""
 
     def __init__(self, settings: ServingSettings) -> None:
-        self._settings = settings
+        self.settings = settings
         self.connections = ConnectionTable(settings.workers)
         """Open connections per worker, shared with the workers (created before they fork)."""
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in gunicorn_options(self._settings).items():
+        for key, value in gunicorn_options(self.settings).items():
             if key in self.cfg.settings:  # older gunicorn: skip settings it does not have
                 self.cfg.set(key, value)
         # Import Flask, numpy and scikit-learn once in the master: workers fork with them loaded
@@ -152,12 +162,12 @@ class ServingApplication(BaseApplication):
     def load(self):
         from modelops.serving.app import build_app  # in the worker, after the fork
 
-        return build_app(self._settings, on_failure=self._stop_worker)
+        return build_app(self.settings, on_failure=self._stop_worker)
 
     def _stop_worker(self, failure: StartupFailure) -> None:
         """Called in a worker whose model failed to load: report, then stop the server."""
         log.error("%s", failure.line())
-        write_termination_message(self._settings.termination_log, failure)
+        write_termination_message(self.settings.termination_log, failure)
         sys.stderr.flush()
         os._exit(Arbiter.WORKER_BOOT_ERROR)  # the master then halts and main() exits 1
 

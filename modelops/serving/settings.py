@@ -89,6 +89,9 @@ class ServingSettings:
     pipeline_name: str = ""
     pipeline_steps: tuple[PipelineStep, ...] = ()
     pipeline_timeout_seconds: float = 5.0
+    max_connection_age_seconds: float = 5.0
+    """A keep-alive connection is answered `Connection: close` after this long (less up to 10 %
+    jitter), so clients follow the Service even when the kubelet is late; 0 = never."""
     pod_annotations_file: Path | None = None
     """The downward-API annotations file that switches shadow traffic on (shadow.py)."""
     shadow_queue: int = 32
@@ -130,6 +133,7 @@ class ServingSettings:
                                                 100_000_000),
             graceful_timeout_seconds=read.number(c.ENV_GRACEFUL_TIMEOUT, 30.0, 0.0, 3600.0),
             metrics_dir=Path(environ[c.ENV_METRICS_DIR]) if environ.get(c.ENV_METRICS_DIR) else None,
+            max_connection_age_seconds=read.number(c.ENV_MAX_CONNECTION_AGE, 5.0, 0.0, 86400.0),
             pod_annotations_file=_optional_path(read, c.ENV_POD_ANNOTATIONS_FILE),
             shadow_queue=read.integer(c.ENV_SHADOW_QUEUE, 32, 1, 100_000),
             shadow_senders=read.integer(c.ENV_SHADOW_SENDERS, 2, 1, 64),

@@ -4,9 +4,10 @@ Two servers stand for two revisions' pods, and a small TCP forwarder stands for 
 kube-proxy implements it: it picks the backend when a connection opens, so switching it moves
 only new connections. A keep-alive client (requests.Session, one pooled connection) posts
 continuously. After the switch, the old server keeps every request as long as it keeps the
-connection (the control case); once its labels file (the downward API file the kubelet writes)
-says `modelops.io/role="standby"`, it answers `Connection: close` and the client's next
-connection reaches the new server within seconds.
+connection (the control case, with the connection age limit off); once its labels file (the
+downward API file the kubelet writes) says `modelops.io/role="standby"`, it answers
+`Connection: close` and the client's next connection reaches the new server within seconds.
+When the file never changes (a late kubelet), the connection age limit moves the client anyway.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from modelops import contract
 
 HANDOVER_BOUND_SECONDS = 5.0  # the server re-reads the file every second
 CONTROL_SECONDS = 3.0
+MAX_AGE_SECONDS = 1.0
 
 
 class Forwarder:
@@ -80,14 +82,28 @@ def set_role(labels: Path, role: str | None) -> None:
     os.replace(fresh, labels)
 
 
-@pytest.fixture
-def revisions(artifacts, tmp_path):
+def start_revisions(artifacts, tmp_path, max_age: str) -> dict:
     servers = {}
     for version in ("1", "2"):
         labels = tmp_path / f"labels-{version}"
         set_role(labels, None)
-        env = artifacts.iris.env("iris", version, **{contract.ENV_POD_LABELS_FILE: str(labels)})
+        env = artifacts.iris.env("iris", version, **{contract.ENV_POD_LABELS_FILE: str(labels),
+                                                     contract.ENV_MAX_CONNECTION_AGE: max_age})
         servers[version] = (start(tmp_path, env, workers=1), labels)
+    return servers
+
+
+@pytest.fixture
+def revisions(artifacts, tmp_path):
+    servers = start_revisions(artifacts, tmp_path, max_age="0")
+    yield servers
+    for server, _ in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def aged_revisions(artifacts, tmp_path):
+    servers = start_revisions(artifacts, tmp_path, max_age=str(MAX_AGE_SECONDS))
     yield servers
     for server, _ in servers.values():
         server.stop()
@@ -144,3 +160,25 @@ def test_a_pod_back_in_service_keeps_connections_again(revisions):
         session.post(f"{old.url}/v2/models/iris/infer", json=V2_BODY, timeout=10)  # reconnects
         reply = session.post(f"{old.url}/v2/models/iris/infer", json=V2_BODY, timeout=10)
         assert reply.headers.get("Connection", "").lower() != "close"
+
+
+def test_without_the_role_change_the_connection_age_limit_moves_clients_to_the_new_version(
+        aged_revisions):
+    (old, _), (new, _) = aged_revisions["1"], aged_revisions["2"]
+    service = Forwarder(old.url)
+    session = requests.Session()
+    try:
+        versions_answering(session, service.url, 0.2)
+        service.target = new.url  # the Service moved on; the labels file never changes
+        switched = time.monotonic()
+        after = versions_answering(session, service.url, MAX_AGE_SECONDS + 5, stop_at="2")
+        took = after[-1][1] - switched
+        print(f"\nage limit {MAX_AGE_SECONDS} s: first answer from the new version {took:.2f}s "
+              f"after the switch, with no role change")
+        assert after[-1][0] == "2" and took <= MAX_AGE_SECONDS + 0.5
+        settled = versions_answering(session, service.url, 2.5)
+        assert {v for v, _ in settled} == {"2"}
+        assert 3 <= service.accepted <= 8  # about one reconnection per second, not per request
+    finally:
+        session.close()
+        service.close()
