@@ -214,11 +214,40 @@ def _fresh_namespace(access: ClusterAccess, prefix: str) -> str:
     return name
 
 
+_CALL_FAILED = pytest.StashKey[bool]()
+DIAGNOSTIC_LINES = 40
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
 @pytest.fixture
-def namespace(e2e_cluster: E2ECluster) -> Iterator[str]:
+def namespace(e2e_cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards; when the test failed, its Events and the
+    operator's log lines about it are printed first (a kind cluster is gone by the summary)."""
     name = _fresh_namespace(e2e_cluster.access, "e2e")
     yield name
+    if request.node.stash.get(_CALL_FAILED, False):
+        _print_diagnostics(e2e_cluster.access, name)
     e2e_cluster.access.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _print_diagnostics(access: ClusterAccess, namespace: str) -> None:
+    events = access.kubectl(
+        "get", "events", "-n", namespace, "--sort-by=.lastTimestamp", "-o",
+        "custom-columns=TIME:.lastTimestamp,OBJECT:.involvedObject.name,REASON:.reason,"
+        "MESSAGE:.message", check=False).stdout.splitlines()
+    log = access.kubectl("logs", "-n", OPERATOR_NAMESPACE, "deployment/modelops-operator",
+                         "--timestamps", "--since=15m", check=False, timeout=60).stdout
+    mine = [line for line in log.splitlines() if namespace in line]
+    print(f"\n----- Events in {namespace} (last {DIAGNOSTIC_LINES})", *events[-DIAGNOSTIC_LINES:],
+          f"----- operator log about {namespace} (last {DIAGNOSTIC_LINES})",
+          *mine[-DIAGNOSTIC_LINES:], sep="\n")
 
 
 @pytest.fixture(scope="session")

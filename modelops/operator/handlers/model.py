@@ -214,10 +214,10 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
     services = read(indexes["modelops_services"], (namespace, name))
     before, after = role_changes(pods, plan.service_revision, owned_by(name),
                                  plan.shadow.candidate if plan.shadow else None)
-    _label_pods(namespace, before)
+    _label_pods(namespace, before, logger)
     apply_owned(build_service(name, revision=plan.service_revision, version=plan.service_version),
                 next((s for s in services if s["name"] == name), None))
-    _label_pods(namespace, after)
+    _label_pods(namespace, after, logger)
     live = {d["revision"]: d["live"] for d in deployments}
     for revision, (spec, replicas) in plan.deployments.items():
         apply_owned(build_deployment(name, spec, image=SETTINGS.serving_image,
@@ -244,9 +244,10 @@ def _apply(body, logger, child: dict, live, refused: list[Exception]) -> bool:
         return False
 
 
-def _label_pods(namespace: str, changes: list[tuple[str, str]]) -> None:
+def _label_pods(namespace: str, changes: list[tuple[str, str]], logger: logging.Logger) -> None:
     for pod, role in changes:
         kube.label("Pod", pod, namespace, {contract.LABEL_ROLE: role})
+        logger.info(f"Labelled pod {namespace}/{pod} {contract.LABEL_ROLE}={role}")
 
 
 _keys_created: set[str] = set()  # Model uids whose feedback Secret exists
