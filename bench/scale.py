@@ -8,6 +8,11 @@ followed through watches, so the observer adds one event per change, not repeate
 Goal (issue 11): 1000 Models converged in under 30 s with under 250 MiB RSS, the cost growing
 linearly to 3000 (the per-Model figures are printed). It gives up after 180 s per 1000 Models.
 MODELOPS_BENCH_PPROF=<dir> also writes a CPU profile of kube-apiserver for each N there.
+
+Beside each operator run, on a fresh control plane of its own, the floor (scale_floor.py): a
+plain client writing the same children once each, with no operator. It prints the ratio, so a
+goal out of reach for the control plane alone on this machine shows as such. Measured on the
+2-core dev machine, quiet: 1000 Models, operator 50.9 s, floor 24.5 s (2.08x).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from modelops import contract  # noqa: E402
 from modelops.devcluster.binaries import resolve_bin_dir  # noqa: E402
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneSettings  # noqa: E402
 from modelops.devcluster.components import BINARIES  # noqa: E402
+from bench.scale_floor import FloorClient  # noqa: E402
 from tests.cluster.support import OperatorProcess  # noqa: E402
 from tests.factories import model_spec  # noqa: E402
 
@@ -125,8 +131,10 @@ def _apiserver_profile(kubectl: list[str], n: int) -> subprocess.Popen | None:
                             stdout=out)
 
 
-def run(n: int, bin_dir: Path, work: Path) -> dict:
-    plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work / f"cp-{n}"))
+def run(n: int, bin_dir: Path, work: Path, mode: str) -> dict:
+    """One fresh control plane; `mode` "operator" (Models created, the operator does the rest)
+    or "floor" (scale_floor.py: a plain client writes what the operator would, once)."""
+    plane = ControlPlane(ControlPlaneSettings(bin_dir=bin_dir, work_dir=work / f"cp-{mode}-{n}"))
     plane.start()
     operator = None
     try:
@@ -137,47 +145,60 @@ def run(n: int, bin_dir: Path, work: Path) -> dict:
                         "crd/models.modelops.io"], check=True, capture_output=True)
         subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True,
                        capture_output=True)
-        operator = OperatorProcess(plane.kubeconfig, work / f"operator-{n}.log",
-                                   tick_seconds="5").start()
         api = kubernetes.config.new_client_from_config(str(plane.kubeconfig))
-        custom = kubernetes.client.CustomObjectsApi(api)
-        spec = model_spec(replicas=1)
-
-        def create(i: int) -> None:
-            body = {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
-                    "metadata": {"name": f"m{i:04d}"}, "spec": spec}
-            custom.create_namespaced_custom_object(contract.API_GROUP, contract.API_VERSION,
-                                                   NAMESPACE, contract.MODEL_PLURAL, body)
-
-        progress = Convergence(api)
-        before = request_counts(kubectl)
         pids = {p.component.name: p.pid for p in plane.processes}
-        pids["operator"] = operator.process.pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        profile = _apiserver_profile(kubectl, n)
-        start = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(create, range(n)))
-        created = time.monotonic() - start
-        state = (0, 0, 0)
-        while time.monotonic() - start < 180 * max(1.0, n / 1000):
-            state = progress.state()
-            if state == (n, n, n):
-                break
-            time.sleep(0.2)
-        elapsed = time.monotonic() - start
-        progress.stop.set()
-        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        requests = request_counts(kubectl) - before
-        if profile is not None:
-            profile.wait(timeout=120)
-        return {"n": n, "create_s": created, "converged_s": elapsed, "state": state,
-                "ok": state == (n, n, n), "rss_mib": peak_rss_mib(operator.process.pid),
-                "cpu": cpu, "requests": requests}
+        pids["bench client"] = os.getpid()
+        if mode == "operator":
+            operator = OperatorProcess(plane.kubeconfig, work / f"operator-{n}.log",
+                                       tick_seconds="5").start()
+            pids["operator"] = operator.process.pid
+            make = _creator(api)
+        else:
+            make = FloorClient(api, NAMESPACE, model_spec(replicas=1)).one
+        result = _measure(n, api, kubectl, pids, make)
+        result["rss_mib"] = peak_rss_mib(operator.process.pid) if operator else float("nan")
+        return result
     finally:
         if operator:
             operator.stop()
         plane.stop()
+
+
+def _creator(api: kubernetes.client.ApiClient):
+    custom, spec = kubernetes.client.CustomObjectsApi(api), model_spec(replicas=1)
+
+    def create(i: int) -> None:
+        body = {"apiVersion": contract.API_GROUP_VERSION, "kind": contract.MODEL_KIND,
+                "metadata": {"name": f"m{i:04d}"}, "spec": spec}
+        custom.create_namespaced_custom_object(contract.API_GROUP, contract.API_VERSION,
+                                               NAMESPACE, contract.MODEL_PLURAL, body)
+    return create
+
+
+def _measure(n: int, api, kubectl: list[str], pids: dict[str, int], make) -> dict:
+    """Call make(i) for i < n from 8 threads, then wait for convergence (watches)."""
+    progress = Convergence(api)
+    before = request_counts(kubectl)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    profile = _apiserver_profile(kubectl, n)
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(make, range(n)))
+    created = time.monotonic() - start
+    state = (0, 0, 0)
+    while time.monotonic() - start < 180 * max(1.0, n / 1000):
+        state = progress.state()
+        if state == (n, n, n):
+            break
+        time.sleep(0.2)
+    elapsed = time.monotonic() - start
+    progress.stop.set()
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    requests = request_counts(kubectl) - before
+    if profile is not None:
+        profile.wait(timeout=120)
+    return {"n": n, "create_s": created, "converged_s": elapsed, "state": state,
+            "ok": state == (n, n, n), "cpu": cpu, "requests": requests}
 
 
 def print_costs(r: dict) -> None:
@@ -193,18 +214,21 @@ def print_costs(r: dict) -> None:
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [100, 300, 1000]
     bin_dir = resolve_bin_dir(BINARIES)
-    print(f"{'Models':>7} {'create (s)':>11} {'converged (s)':>14} {'ms/Model':>9} "
+    print(f"{'Models':>7} {'run':>9} {'create (s)':>11} {'converged (s)':>14} {'ms/Model':>9} "
           f"{'peak RSS (MiB)':>15} {'KiB/Model':>10}  ok")
     with tempfile.TemporaryDirectory(prefix="modelops-scale-") as tmp:
         tmp = os.environ.get("MODELOPS_BENCH_KEEP") or tmp
         for n in sizes:
-            r = run(n, bin_dir, Path(tmp))
-            print(f"{r['n']:>7} {r['create_s']:>11.1f} {r['converged_s']:>14.1f} "
-                  f"{1000 * r['converged_s'] / r['n']:>9.1f} {r['rss_mib']:>15.0f} "
-                  f"{1024 * r['rss_mib'] / r['n']:>10.1f}  "
-                  f"{'yes' if r['ok'] else 'NO ' + str(r['state'])}  (load average "
-                  f"{os.getloadavg()[0]:.1f})", flush=True)
-            print_costs(r)
+            results = {mode: run(n, bin_dir, Path(tmp), mode) for mode in ("operator", "floor")}
+            for mode, r in results.items():
+                print(f"{r['n']:>7} {mode:>9} {r['create_s']:>11.1f} {r['converged_s']:>14.1f} "
+                      f"{1000 * r['converged_s'] / r['n']:>9.1f} {r['rss_mib']:>15.0f} "
+                      f"{1024 * r['rss_mib'] / r['n']:>10.1f}  "
+                      f"{'yes' if r['ok'] else 'NO ' + str(r['state'])}  (load average "
+                      f"{os.getloadavg()[0]:.1f})", flush=True)
+                print_costs(r)
+            ratio = results["operator"]["converged_s"] / results["floor"]["converged_s"]
+            print(f"        operator / floor at {n}: {ratio:.2f}x the time", flush=True)
     return 0
 
 
