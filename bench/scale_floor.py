@@ -12,20 +12,19 @@ overhead; what this costs is the control plane's, which no operator can go under
 from __future__ import annotations
 
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import kubernetes
 
 from modelops import contract
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
+from modelops.operator.kube import APPLY_PATCH
 from modelops.operator.spec import parse_model
 
-APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "scale-floor"
 
 
 class FloorClient:
-    """Makes N Models and their children directly, `workers` at a time (the operator's pool)."""
+    """Makes Model number i and its children directly (`one(i)`, called from the bench's pool)."""
 
     def __init__(self, api: kubernetes.client.ApiClient, namespace: str, spec: dict):
         self.namespace, self.spec = namespace, spec
@@ -33,10 +32,6 @@ class FloorClient:
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
-
-    def run(self, n: int, workers: int) -> None:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(self.one, range(n)))
 
     def one(self, i: int) -> None:
         name, ns = f"m{i:04d}", self.namespace

@@ -103,20 +103,19 @@ class DrainingThreadWorker(ReadGate, ThreadWorker):
 
     def handle_request(self, req, conn):
         if (self._holds_too_many_connections() or self._out_of_service()
-                or self._age.expired(conn)):
+                or self._outlived_its_age(conn)):
             req.force_close()  # answered with `Connection: close`; the client reconnects
         return super().handle_request(req, conn)
 
     _role = None
+    _connection_age = None
 
-    @property
-    def _age(self) -> handover.ConnectionAge:
-        """Every connection's maximum age (handover.py), from the app's settings."""
-        if "_connection_age" not in self.__dict__:
-            settings = getattr(self.app, "settings", None)
+    def _outlived_its_age(self, conn) -> bool:
+        """The connection reached its maximum age (handover.py): send its client to reconnect."""
+        if self._connection_age is None:
             self._connection_age = handover.ConnectionAge(
-                settings.max_connection_age_seconds if settings else 0.0)
-        return self._connection_age
+                self.app.settings.max_connection_age_seconds)
+        return self._connection_age.expired(conn)
 
     def _out_of_service(self) -> bool:
         """The pod's Service moved on (handover.py): send clients to reconnect."""

@@ -60,7 +60,9 @@ def test_the_master_gives_each_worker_its_own_slot_and_takes_it_back():
 
 def worker_holding(connections: int, table: ConnectionTable, slot: int) -> DrainingThreadWorker:
     worker = object.__new__(DrainingThreadWorker)  # only the balance logic is under test
-    worker.app, worker.balance_slot, worker.nr_conns = SimpleNamespace(connections=table), slot, connections
+    no_age_limit = SimpleNamespace(max_connection_age_seconds=0.0)
+    worker.app = SimpleNamespace(connections=table, settings=no_age_limit)
+    worker.balance_slot, worker.nr_conns = slot, connections
     return worker
 
 
