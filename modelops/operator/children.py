@@ -6,7 +6,9 @@ with the same name that something else controls, or that nobody controls, is nev
 `ChildConflict` names it (controller-runtime's `AlreadyOwnedError` rule). It remembers, per
 child, a digest of what it applied and the resourceVersions before and after, so a pass whose
 desired object and live resourceVersion are unchanged sends nothing at all (the API server's
-canonical forms of quantities never enter the comparison). `forget` (the child was deleted)
+canonical forms of quantities never enter the comparison). For kinds with a generation
+(Deployments) the same object (uid) at the generation our apply left also counts as unchanged:
+its controller's status writes move the resourceVersion, not the spec. `forget` (the child was deleted)
 wins over an apply whose response was still in flight: that record is not kept, or the next
 pass would trust a write the deletion undid. `rejection` turns an API error into
 `ChildRejected` with the API server's message when retrying cannot help (admission, quota, 422).
@@ -50,6 +52,14 @@ class _Record:
     digest: str
     versions: frozenset
     at: float
+    generation: tuple | None = None  # (uid, generation) our apply left, for kinds with one
+
+    def unchanged(self, live: Mapping[str, Any]) -> bool:
+        """`live` is the object as we left it (or only its status moved since)."""
+        if live.get("resourceVersion") in self.versions:
+            return True
+        return self.generation is not None and \
+            (live.get("uid"), live.get("generation")) == self.generation
 
 
 def digest(obj: Mapping[str, Any]) -> str:
@@ -110,7 +120,7 @@ class Applier:
         with self._lock:
             record, started = self._records.get(key), self._forgets
         if record is not None and record.digest == wanted:
-            if live is not None and live.get("resourceVersion") in record.versions:
+            if live is not None and record.unchanged(live):
                 check_owner(key[0], key[2], live, owner)
                 return None
             if live is None and self._clock() - record.at < TRUST_SECONDS:
@@ -126,7 +136,9 @@ class Applier:
                 if stored is not None and self._forgotten.get(key[1:], -1) <= started:
                     versions = frozenset({None if live is None else live.get("resourceVersion"),
                                           stored["resourceVersion"]})
-                    self._records[key] = _Record(wanted, versions, self._clock())
+                    generation = (stored["uid"], stored["generation"]) \
+                        if stored.get("generation") else None
+                    self._records[key] = _Record(wanted, versions, self._clock(), generation)
                 if not self._in_flight:
                     self._forgotten.clear()  # a marker only matters to an apply in flight
         if live is None:
@@ -160,6 +172,19 @@ class Applier:
 
 
 APPLIER = Applier()
+
+APPLIED_REASON = "ChildrenApplied"
+
+
+def applied_message(written: list[tuple[str, str, str]]) -> str | None:
+    """One Event message for a pass's writes, (result, kind, name) each: "Created Service iris,
+    Deployment iris-v1; updated Deployment iris-v0". One Event a pass, not one per child: with
+    1000 new Models that is 1000 writes to the API server instead of 2000 (bench/scale.py)."""
+    groups: dict[str, list[str]] = {}
+    for result, kind, name in written:
+        groups.setdefault(result, []).append(f"{kind} {name}")
+    message = "; ".join(f"{result} {', '.join(children)}" for result, children in groups.items())
+    return message[:1].upper() + message[1:] if message else None
 
 
 def owned_by(model: str) -> Callable[[Mapping[str, Any]], bool]:

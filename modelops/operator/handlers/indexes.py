@@ -3,7 +3,9 @@
 Passes read children from these instead of calling the API, so a pass with nothing to do makes
 no request at all. Keys are (namespace, model or pipeline name); children keep only what the
 passes need (a summary, and `kube.meta_of` for the ownership check), not whole objects.
-`read` copes with an index that the event loop updates while a worker thread reads it.
+`read` copes with an index that the event loop updates while a worker thread reads it. The
+index functions are coroutines although they never await: kopf runs a plain function in its
+thread pool, a hop per watch event that cost more than the function (bench/scale.py).
 """
 
 from __future__ import annotations
@@ -25,45 +27,45 @@ ROUTER_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
 
 
 @kopf.index(*MODEL)
-def modelops_models(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+async def modelops_models(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, name): copy.deepcopy(dict(body))}
 
 
 @kopf.index(*PIPELINE)
-def modelops_pipelines(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+async def modelops_pipelines(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, name): copy.deepcopy(dict(body))}
 
 
 @kopf.index(*PIPELINE)
-def modelops_pipelines_by_model(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+async def modelops_pipelines_by_model(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
     """(namespace, step model) -> pipeline name, so a Model's change re-runs its pipelines."""
     steps = spec.get("steps") or []
     return {(namespace, s.get("model")): name for s in steps if isinstance(s, dict)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
-def modelops_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+async def modelops_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_MODEL]): deployment_summary(body)}
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
-def modelops_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+async def modelops_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_MODEL]): pod_summary(body)}
 
 
 @kopf.index("", "v1", "services", labels=CHILD_LABELS)
-def modelops_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+async def modelops_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_MODEL]): {"name": body["metadata"]["name"],
                                                         **meta_of(body)}}
 
 
 @kopf.index("apps", "v1", "deployments", labels=ROUTER_LABELS)
-def modelops_routers(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+async def modelops_routers(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_PIPELINE]): deployment_summary(body)}
 
 
 @kopf.index("", "v1", "services", labels=ROUTER_LABELS)
-def modelops_router_services(namespace: str, labels: kopf.Labels, body: kopf.Body,
+async def modelops_router_services(namespace: str, labels: kopf.Labels, body: kopf.Body,
                              **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_PIPELINE]): {"name": body["metadata"]["name"],
                                                            **meta_of(body)}}

@@ -24,8 +24,8 @@ from modelops import contract
 from modelops.operator import alias_pin, kube, metrics
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
-from modelops.operator.children import (APPLIER, ChildConflict, ChildRejected, owned_by,
-                                        rejection, role_changes)
+from modelops.operator.children import (APPLIED_REASON, APPLIER, ChildConflict, ChildRejected,
+                                        applied_message, owned_by, rejection, role_changes)
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import MODEL, first, read
 from modelops.operator.handlers.lifecycle import (CANARY, INDEXES, MONITOR, SETTINGS, SHADOW,
@@ -199,18 +199,31 @@ def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
 
 def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict],
                     pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger) -> None:
+    """Apply the children (`_apply_each`); one Event lists every child written, even when a
+    refusal ends the pass early."""
+    _ensure_feedback_key(body)
+    refused: list[Exception] = []  # one refused child does not stop the others
+    written: list[tuple[str, str, str]] = []  # (result, kind, name)
+
+    def apply_owned(child: dict, found: Mapping[str, Any] | None) -> bool:
+        _own(child, body)
+        return _apply(body, logger, child, found, refused, written)
+
+    try:
+        _apply_each(body, plan, deployments, pods, indexes, logger, apply_owned, refused)
+    finally:
+        message = applied_message(written)
+        if message:
+            kopf.event(body, type="Normal", reason=APPLIED_REASON, message=message)
+
+
+def _apply_each(body, plan: Plan, deployments, pods, indexes, logger, apply_owned,
+                refused: list[Exception]) -> None:
     """The Service first (a rollback is only a selector change: it should not wait for the
     Deployments' writes), with the pods' role labels around it; then the Deployments, the
     shadow's children (shadow_children.py) and the deletions."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    _ensure_feedback_key(body)
-    refused: list[Exception] = []  # one refused child does not stop the others
-
-    def apply_owned(child: dict, found: Mapping[str, Any] | None) -> bool:
-        _own(child, body)
-        return _apply(body, logger, child, found, refused)
-
     services = read(indexes["modelops_services"], (namespace, name))
     before, after = role_changes(pods, plan.service_revision, owned_by(name),
                                  plan.shadow.candidate if plan.shadow else None)
@@ -234,10 +247,15 @@ def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict]
             logger.info(f"Deleted Deployment {deployment_name(name, revision)}")
 
 
-def _apply(body, logger, child: dict, live, refused: list[Exception]) -> bool:
+def _apply(body, logger, child: dict, live, refused: list[Exception],
+           written: list[tuple[str, str, str]]) -> bool:
     """Apply one child; False (and the error kept in `refused`) when it was refused."""
     try:
-        _report(body, logger, child, APPLIER.apply(child, body, live))
+        result = APPLIER.apply(child, body, live)
+        if result is not None:
+            kind, name = child["kind"], child["metadata"]["name"]
+            logger.info(f"{result.capitalize()} {kind} {name}")
+            written.append((result, kind, name))
         return True
     except (ChildConflict, ChildRejected) as error:
         refused.append(error)
@@ -274,15 +292,6 @@ def _own(child: dict, owner: Mapping[str, Any]) -> None:
     # not kopf.adopt: it would also copy the Model's labels (e.g. Argo CD's tracking label)
     kopf.append_owner_reference(child, owner=owner)
     child["metadata"]["namespace"] = owner["metadata"]["namespace"]
-
-
-def _report(body, logger, child: dict, result: str | None) -> None:
-    if result is None:
-        return
-    kind, name = child["kind"], child["metadata"]["name"]
-    logger.info(f"{result.capitalize()} {kind} {name}")
-    kopf.event(body, type="Normal", reason=f"{kind}{result.capitalize()}",
-               message=f"{result.capitalize()} {kind} {name}")
 
 
 def _write_unresolved(body: Mapping[str, Any], status: dict, pinned: alias_pin.Pinned,

@@ -26,7 +26,7 @@ from modelops.operator.builders import (build_router_deployment, build_router_se
                                         router_name, service_host)
 from modelops.operator.conditions import (FALSE, READY, RECONCILING, STALLED, TRUE, apply_all,
                                           get_condition, pipeline_ready)
-from modelops.operator.children import APPLIER
+from modelops.operator.children import APPLIED_REASON, APPLIER, applied_message
 from modelops.operator.handlers.indexes import PIPELINE, ROUTER_LABELS, first
 from modelops.operator.handlers.lifecycle import INDEXES, SETTINGS, remember_indexes
 from modelops.operator.rollout import iso
@@ -157,15 +157,19 @@ def _apply_router(body, spec: PipelineSpec, router, indexes, logger) -> None:
                                          domain=SETTINGS.cluster_domain)
     service = build_router_service(name)
     live_service = first(indexes["modelops_router_services"], (namespace, name))
-    for child, live in ((deployment, router and router["live"]), (service, live_service)):
-        kopf.append_owner_reference(child, owner=body)
-        child["metadata"]["namespace"] = namespace
-        result = APPLIER.apply(child, body, live)
-        if result:
-            message = f"{result.capitalize()} {child['kind']} {child['metadata']['name']}"
-            logger.info(message)
-            kopf.event(body, type="Normal", reason=f"{child['kind']}{result.capitalize()}",
-                       message=message)
+    written: list[tuple[str, str, str]] = []
+    try:
+        for child, live in ((deployment, router and router["live"]), (service, live_service)):
+            kopf.append_owner_reference(child, owner=body)
+            child["metadata"]["namespace"] = namespace
+            result = APPLIER.apply(child, body, live)
+            if result:
+                written.append((result, child["kind"], child["metadata"]["name"]))
+                logger.info(f"{result.capitalize()} {child['kind']} {child['metadata']['name']}")
+    finally:
+        message = applied_message(written)
+        if message:
+            kopf.event(body, type="Normal", reason=APPLIED_REASON, message=message)
 
 
 def _invalid(status: Mapping[str, Any], message: str, generation: int) -> dict:

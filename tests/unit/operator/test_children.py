@@ -8,8 +8,8 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from modelops import contract
-from modelops.operator.children import (Applier, ChildConflict, check_owner, digest, rejection,
-                                        role_changes)
+from modelops.operator.children import (Applier, ChildConflict, applied_message, check_owner,
+                                        digest, rejection, role_changes)
 from modelops.operator.kube import meta_of
 from modelops.operator.statuswrite import with_child_error
 
@@ -62,6 +62,19 @@ def test_admission_and_validation_refusals_carry_the_api_servers_message():
 @pytest.mark.parametrize("status", [409, 429, 500, 503])
 def test_retryable_errors_are_not_refusals(status):
     assert rejection("Deployment", "d", api_error(status, "later")) is None
+
+
+@pytest.mark.parametrize("written, message", [
+    ([], None),
+    ([("created", "Service", "iris")], "Created Service iris"),
+    ([("created", "Service", "iris"), ("created", "Deployment", "iris-a1")],
+     "Created Service iris, Deployment iris-a1"),
+    ([("updated", "Service", "iris"), ("created", "Deployment", "iris-b2"),
+      ("updated", "Deployment", "iris-a1")],
+     "Updated Service iris, Deployment iris-a1; created Deployment iris-b2"),
+])
+def test_one_event_message_lists_a_passs_writes_by_result(written, message):
+    assert applied_message(written) == message
 
 
 def test_digest_ignores_key_order_only():
@@ -160,6 +173,21 @@ def test_an_idle_pass_sends_nothing_and_our_own_create_is_trusted_until_the_inde
     assert applier.apply(child(), OWNER, None) is None  # the index has not seen it yet
     assert applier.apply(child(), OWNER, fake_kube.objects["fraud-abc"]) is None
     assert fake_kube.sent == 1
+
+
+def test_a_status_write_on_our_deployment_sends_nothing_a_spec_edit_or_a_new_object_does(fake_kube):
+    applier = Applier()
+    applier.apply(child(), OWNER, None)
+    ours = fake_kube.objects["fraud-abc"]
+    status_moved = {**ours, "resourceVersion": "90"}  # the controller wrote its status
+    assert applier.apply(child(), OWNER, status_moved) is None and fake_kube.sent == 1
+    spec_edited = {**ours, "resourceVersion": "91", "generation": ours["generation"] + 1}
+    applier.apply(child(), OWNER, spec_edited)
+    assert fake_kube.sent == 2  # a `kubectl edit` of the spec is undone
+    after_edit = fake_kube.objects["fraud-abc"]
+    recreated = {**after_edit, "uid": "d-2", "resourceVersion": "95"}  # same generation
+    applier.apply(child(), OWNER, recreated)
+    assert fake_kube.sent == 3
 
 
 def test_a_deleted_child_is_applied_again_on_the_next_pass(fake_kube):
