@@ -10,7 +10,7 @@ thread pool, a hop per watch event that cost more than the function (bench/scale
 
 from __future__ import annotations
 
-import copy
+import pickle
 from typing import Any
 
 import kopf
@@ -26,14 +26,24 @@ ROUTER_LABELS = {contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
                  contract.LABEL_PIPELINE: kopf.PRESENT}
 
 
+def detached(body: kopf.Body) -> dict:
+    """A copy of the object that later watch events cannot change, without
+    metadata.managedFields (no pass reads it, and it is most of an object's metadata). A pickle
+    round trip: a third of copy.deepcopy's time on these plain-JSON objects."""
+    obj = dict(body)
+    obj["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
+                       if k != "managedFields"}
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+
+
 @kopf.index(*MODEL)
 async def modelops_models(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, name): copy.deepcopy(dict(body))}
+    return {(namespace, name): detached(body)}
 
 
 @kopf.index(*PIPELINE)
 async def modelops_pipelines(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, name): copy.deepcopy(dict(body))}
+    return {(namespace, name): detached(body)}
 
 
 @kopf.index(*PIPELINE)

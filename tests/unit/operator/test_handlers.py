@@ -27,3 +27,15 @@ def test_the_diff_base_is_empty_and_kopf_finds_no_difference():
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=new)
     assert not patch  # nothing is written to the object
+
+
+def test_the_index_keeps_a_detached_copy_without_managed_fields():
+    from modelops.operator.handlers.indexes import detached
+    raw = {"apiVersion": "modelops.io/v1alpha1", "kind": "Model",
+           "metadata": {"name": "iris", "uid": "u-1", "managedFields": [{"manager": "kubectl"}]},
+           "spec": {"version": "1"}, "status": {"conditions": [{"type": "Ready"}]}}
+    copy = detached(kopf.Body(raw))
+    assert copy == {**raw, "metadata": {"name": "iris", "uid": "u-1"}}
+    raw["status"]["conditions"][0]["type"] = "Changed"
+    assert copy["status"]["conditions"][0]["type"] == "Ready"
+    assert "managedFields" in raw["metadata"]
