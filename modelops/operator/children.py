@@ -8,9 +8,9 @@ child, a digest of what it applied and the resourceVersions before and after, so
 desired object and live resourceVersion are unchanged sends nothing at all (the API server's
 canonical forms of quantities never enter the comparison). For kinds with a generation
 (Deployments) the same object (uid) at the generation our apply left also counts as unchanged:
-its controller's status writes move the resourceVersion, not the spec. `forget` (the child was deleted)
-wins over an apply whose response was still in flight: that record is not kept, or the next
-pass would trust a write the deletion undid. `rejection` turns an API error into
+its controller's status writes move the resourceVersion, not the spec. `forget` (the child
+was deleted) wins over an apply whose response was still in flight: that record is not kept,
+or the next pass would trust a write the deletion undid. `rejection` turns an API error into
 `ChildRejected` with the API server's message when retrying cannot help (admission, quota, 422).
 """
 

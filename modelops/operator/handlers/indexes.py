@@ -54,7 +54,8 @@ async def modelops_pipelines_by_model(namespace: str, name: str, spec: kopf.Spec
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
-async def modelops_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+async def modelops_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body,
+                               **_: Any) -> dict:
     return {(namespace, labels[contract.LABEL_MODEL]): deployment_summary(body)}
 
 
