@@ -120,14 +120,15 @@ class Convergence:
         return len(self.observed), len(self.deployments), len(self.services)
 
 
-def _apiserver_profile(kubectl: list[str], n: int) -> subprocess.Popen | None:
+def _apiserver_profile(kubectl: list[str], n: int, mode: str) -> subprocess.Popen | None:
     """With MODELOPS_BENCH_PPROF=<dir>: a 30 s CPU profile of kube-apiserver from the first
-    create on, written to <dir>/apiserver-<n>.pprof (read it with `go tool pprof -top`)."""
+    create on, written to <dir>/apiserver-<mode>-<n>.pprof (read it with `go tool pprof -top`)."""
     directory = os.environ.get("MODELOPS_BENCH_PPROF")
     if not directory:
         return None
     Path(directory).mkdir(parents=True, exist_ok=True)
-    out = open(Path(directory) / f"apiserver-{n}.pprof", "wb")  # noqa: SIM115 - the child owns it
+    path = Path(directory) / f"apiserver-{mode}-{n}.pprof"
+    out = open(path, "wb")  # noqa: SIM115 - the child owns it
     return subprocess.Popen([*kubectl, "get", "--raw", "/debug/pprof/profile?seconds=30"],
                             stdout=out)
 
@@ -156,7 +157,7 @@ def run(n: int, bin_dir: Path, work: Path, mode: str) -> dict:
             make = _creator(api)
         else:
             make = FloorClient(api, NAMESPACE, model_spec(replicas=1)).one
-        result = _measure(n, api, kubectl, pids, make)
+        result = _measure(n, api, kubectl, pids, make, mode)
         result["rss_mib"] = peak_rss_mib(operator.process.pid) if operator else float("nan")
         return result
     finally:
@@ -176,12 +177,12 @@ def _creator(api: kubernetes.client.ApiClient):
     return create
 
 
-def _measure(n: int, api, kubectl: list[str], pids: dict[str, int], make) -> dict:
+def _measure(n: int, api, kubectl: list[str], pids: dict[str, int], make, mode: str) -> dict:
     """Call make(i) for i < n from 8 threads, then wait for convergence (watches)."""
     progress = Convergence(api)
     before = request_counts(kubectl)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    profile = _apiserver_profile(kubectl, n)
+    profile = _apiserver_profile(kubectl, n, mode)
     start = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(make, range(n)))

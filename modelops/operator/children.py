@@ -187,6 +187,23 @@ def applied_message(written: list[tuple[str, str, str]]) -> str | None:
     return message[:1].upper() + message[1:] if message else None
 
 
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+def pass_events(planned: list[Event], written: list[tuple[str, str, str]]) -> list[Event]:
+    """The Events of one pass: the plan's, with the children written told in the last one's
+    message ("Rolling out v2 (revision b2). Created Deployment iris-b2"), or one
+    `ChildrenApplied` Event when the plan has none. A new Model costs the API server one Event
+    write, not two (bench/scale.py)."""
+    message = applied_message(written)
+    if not planned:
+        return [("Normal", APPLIED_REASON, message)] if message else []
+    if not message:
+        return list(planned)
+    type_, reason, last = planned[-1]
+    return [*planned[:-1], (type_, reason, f"{last.rstrip('.')}. {message}")]
+
+
 def owned_by(model: str) -> Callable[[Mapping[str, Any]], bool]:
     """Whether a pod summary's ReplicaSet is one of `model`'s own Deployments' (labels alone,
     which anyone may set, do not make a pod ours)."""

@@ -4,9 +4,10 @@ the index, and the pass asks to run again one tick later (when the analysis may 
 
 A pass: parse the spec, read children from the indexes, analyse when due (the scrape runs in
 the worker, outside any lock), plan (pure), write the status (conditional on the resourceVersion
-it was planned from), post Events, then apply the children (children.py: ownership check,
-server-side apply, nothing sent when nothing changed). A child the API server refuses, or whose
-name another object holds, becomes a condition (`ChildRejected`, `ChildNameConflict`).
+it was planned from), apply the children (children.py: ownership check, server-side apply,
+nothing sent when nothing changed), then post the pass's Events: the plan's, the last one also
+naming the children written (`pass_events`). A child the API server refuses, or whose name
+another object holds, becomes a condition (`ChildRejected`, `ChildNameConflict`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from modelops import contract
 from modelops.operator import alias_pin, kube, metrics
 from modelops.operator.builders import build_deployment, build_feedback_secret, build_service
 from modelops.operator.builders import deployment_name, service_host
-from modelops.operator.children import (APPLIED_REASON, APPLIER, ChildConflict, ChildRejected,
-                                        applied_message, owned_by, rejection, role_changes)
+from modelops.operator.children import (APPLIER, ChildConflict, ChildRejected, owned_by,
+                                        pass_events, rejection, role_changes)
 from modelops.operator.conditions import FALSE, READY, RECONCILING, STALLED, TRUE, apply_all
 from modelops.operator.handlers.indexes import MODEL, first, read
 from modelops.operator.handlers.lifecycle import (CANARY, INDEXES, MONITOR, SETTINGS, SHADOW,
@@ -147,9 +148,14 @@ def reconcile_model(body: Mapping[str, Any], indexes: Mapping[str, Any],
     _complete_status(body, plan, analysis, pinned, status, now)
     if not _write_status(body, status, plan.status):
         return
-    _post(body, plan, decision)
-    if not spec.suspend:
-        _children(body, plan, deployments, pods, indexes, logger)
+    _record(body, plan, decision)
+    written: list[tuple[str, str, str]] = []  # (result, kind, name), even when a refusal ends it
+    try:
+        if not spec.suspend:
+            _children(body, plan, deployments, pods, indexes, logger, written)
+    finally:
+        for type_, reason, message in pass_events(plan.events, written):
+            kopf.event(body, type=type_, reason=reason, message=message)
 
 
 def _complete_status(body, plan: Plan, analysis, pinned: alias_pin.Pinned, status: dict,
@@ -167,10 +173,10 @@ def _complete_status(body, plan: Plan, analysis, pinned: alias_pin.Pinned, statu
                      now=iso(now), generation=meta["generation"])
 
 
-def _children(body, plan: Plan, deployments, pods, indexes, logger) -> None:
+def _children(body, plan: Plan, deployments, pods, indexes, logger, written: list) -> None:
     """Apply the plan's children; a refusal or a name conflict becomes the Model's condition."""
     apply_reporting_refusals(
-        body, lambda: _apply_children(body, plan, deployments, pods, indexes, logger),
+        body, lambda: _apply_children(body, plan, deployments, pods, indexes, logger, written),
         QUEUE, logger, "Children")
 
 
@@ -182,10 +188,10 @@ def _write_status(body: Mapping[str, Any], old: dict, new: dict) -> bool:
     return True
 
 
-def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
+def _record(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
+    """The pass's metrics: rollbacks, decisions, the serving version's error rate."""
     meta = body["metadata"]
-    for type_, reason, message in plan.events:
-        kopf.event(body, type=type_, reason=reason, message=message)
+    for _, reason, _ in plan.events:
         if reason == "RolledBack":
             record = plan.status.get("rollback") or {}
             metrics.ROLLBACKS.labels(meta["namespace"], meta["name"], record.get("fromVersion"),
@@ -198,23 +204,17 @@ def _post(body: Mapping[str, Any], plan: Plan, decision: Any) -> None:
 
 
 def _apply_children(body: Mapping[str, Any], plan: Plan, deployments: list[dict],
-                    pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger) -> None:
-    """Apply the children (`_apply_each`); one Event lists every child written, even when a
-    refusal ends the pass early."""
+                    pods: list[dict], indexes: Mapping[str, Any], logger: logging.Logger,
+                    written: list[tuple[str, str, str]]) -> None:
+    """Apply the children (`_apply_each`), each one written added to `written`."""
     _ensure_feedback_key(body)
     refused: list[Exception] = []  # one refused child does not stop the others
-    written: list[tuple[str, str, str]] = []  # (result, kind, name)
 
     def apply_owned(child: dict, found: Mapping[str, Any] | None) -> bool:
         _own(child, body)
         return _apply(body, logger, child, found, refused, written)
 
-    try:
-        _apply_each(body, plan, deployments, pods, indexes, logger, apply_owned, refused)
-    finally:
-        message = applied_message(written)
-        if message:
-            kopf.event(body, type="Normal", reason=APPLIED_REASON, message=message)
+    _apply_each(body, plan, deployments, pods, indexes, logger, apply_owned, refused)
 
 
 def _apply_each(body, plan: Plan, deployments, pods, indexes, logger, apply_owned,

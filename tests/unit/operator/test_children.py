@@ -9,7 +9,7 @@ from kubernetes.client.rest import ApiException
 
 from modelops import contract
 from modelops.operator.children import (Applier, ChildConflict, applied_message, check_owner,
-                                        digest, rejection, role_changes)
+                                        digest, pass_events, rejection, role_changes)
 from modelops.operator.kube import meta_of
 from modelops.operator.statuswrite import with_child_error
 
@@ -75,6 +75,28 @@ def test_retryable_errors_are_not_refusals(status):
 ])
 def test_one_event_message_lists_a_passs_writes_by_result(written, message):
     assert applied_message(written) == message
+
+
+ROLLING_OUT = ("Normal", "RollingOut", "Deploying first version 1")
+CREATED = [("created", "Service", "iris"), ("created", "Deployment", "iris-a1")]
+
+
+@pytest.mark.parametrize("planned, written, events", [
+    ([], [], []),
+    ([], CREATED, [("Normal", "ChildrenApplied", "Created Service iris, Deployment iris-a1")]),
+    ([ROLLING_OUT], [], [ROLLING_OUT]),
+    ([ROLLING_OUT], CREATED, [("Normal", "RollingOut", "Deploying first version 1. "
+                                                      "Created Service iris, Deployment iris-a1")]),
+    ([("Warning", "RolledBack", "Rolled back to 1."), ("Normal", "AliasResolved", "x")],
+     [("updated", "Service", "iris")],
+     [("Warning", "RolledBack", "Rolled back to 1."),
+      ("Normal", "AliasResolved", "x. Updated Service iris")]),
+    ([("Warning", "RolledBack", "Rolled back to 1.")], [("updated", "Service", "iris")],
+     [("Warning", "RolledBack", "Rolled back to 1. Updated Service iris")]),
+])
+def test_a_pass_posts_its_plan_events_with_the_children_written_in_the_last(
+        planned, written, events):
+    assert pass_events(planned, written) == events
 
 
 def test_digest_ignores_key_order_only():
