@@ -12,8 +12,8 @@ MODELOPS_BENCH_PPROF=<dir> also writes a CPU profile of kube-apiserver for each 
 Beside each operator run, on a fresh control plane of its own, the floor (scale_floor.py): a
 plain client writing the same children once each, with no operator. It prints the ratio, so a
 goal out of reach for the control plane alone on this machine shows as such. Measured on the
-2-core dev machine: 1000 Models, operator 39.9-56.8 s, floor 25.6-33.4 s (1.56-1.85x); 3000 Models
-159.5 s vs 94.0 s (1.70x).
+2-core dev machine, quiet: 1000 Models, operator 24.4-26.0 s, floor 17.9-18.7 s (1.31-1.42x);
+3000 Models 80.8 s vs 56.5 s (1.43x). On slower days: 39.9-56.8 s beside a floor of 25.6-34.2 s.
 """
 
 from __future__ import annotations
