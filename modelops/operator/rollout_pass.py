@@ -64,6 +64,7 @@ class Plan:
     status: dict[str, Any]
     events: list[tuple[str, str, str]]  # (type, reason, message)
     shadow: ShadowWiring | None = None
+    candidate_service: tuple[str, str] | None = None  # (revision, version) whose Service exists
 
 
 def assess(record: Mapping[str, Any], state: RevisionState, *, replicas: int,

@@ -14,7 +14,8 @@ from modelops.operator.conditions import model_conditions
 from modelops.operator.revisions import (
     BAD, FAILED, ON_PROBATION, PROMOTED, ROLLED_BACK, SERVING, STARTING, iso, parse_iso,
     served, usable_target)
-from modelops.operator.rollout_pass import SCALED_TO_ZERO, UNAVAILABLE, PassState, Plan, assess
+from modelops.operator.rollout_pass import (
+    SCALED_TO_ZERO, UNAVAILABLE, PassState, Plan, ShadowWiring, assess)
 
 
 class ServingSteps(PassState):
@@ -138,9 +139,25 @@ class ServingSteps(PassState):
             now=iso(self.now), generation=self.inp.generation)
         st["observedGeneration"] = self.inp.generation
         version = (self.records.get(service) or {}).get("version", self.spec.version)
+        wiring = self.shadow_wiring(service) if touch else None
         return Plan(deployments=deployments, delete=delete, service_revision=service,
-                    service_version=version, status=st, events=self.events,
-                    shadow=self.shadow_wiring(service) if touch else None)
+                    service_version=version, status=st, events=self.events, shadow=wiring,
+                    candidate_service=self.candidate_service(service, wiring) if touch else None)
+
+    def candidate_service(self, service: str,
+                          wiring: ShadowWiring | None) -> tuple[str, str] | None:
+        """(revision, version) of the candidate whose own Service should exist: the wired one,
+        or, with a shadow or canary policy, a new revision whose pods are starting. Creating it
+        then gives kube-proxy the seconds the pods take to start: a Service it has not
+        programmed yet sends its packets out of the node (pinned.py)."""
+        if wiring is not None:
+            return wiring.candidate, wiring.version
+        desired = self.records.get(self.spec.revision)
+        if desired is None or desired["revision"] == service or served(desired) \
+                or not desired.get("replicas") or desired["phase"] == FAILED \
+                or (self.spec.shadow is None and self.spec.canary is None):
+            return None
+        return desired["revision"], desired["version"]
 
     def legacy_service(self) -> str | None:
         """The adopted legacy revision while the spec's one has not served; dropped after."""

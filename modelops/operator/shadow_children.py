@@ -9,7 +9,9 @@ their requests to `http://<model>-<candidate revision>.<namespace>.svc.<domain>:
 that selects the candidate's pods only, so the Model's own Service never sends it a user. The
 pods learn the target from `modelops.io/shadow-*` annotations merge-patched on them (a pod
 template change would replace the serving pods) and read through their downward-API file.
-When no candidate is in shadow the annotations are removed and the candidate Service deleted.
+The candidate's Service is created as soon as its pods start (`Plan.candidate_service`), so
+kube-proxy has programmed it by the time they are ready. When no candidate is in shadow the
+annotations are removed, and the candidate Service is deleted once no candidate needs one.
 The builders here are pure; `apply_shadow` is the one place that writes, and writes a pod only
 when its annotations differ from the wanted ones, so a steady shadow sends no request.
 """
@@ -76,21 +78,23 @@ def stale_services(services: Iterable[Mapping[str, Any]], *, model: str, uid: st
             and (s.get("controller") or {}).get("uid") == uid]
 
 
-def apply_shadow(body: Mapping[str, Any], wiring: ShadowWiring | None, *,
-                 pods: list[Mapping[str, Any]], services: list[Mapping[str, Any]],
-                 apply: Callable[[dict, Mapping | None], bool], domain: str,
-                 logger: logging.Logger) -> None:
-    """The candidate Service first (copies to a name that does not resolve would count
-    against the candidate), then the annotations, then the Services of shadows that ended.
-    `apply(service, live)` owns and applies a child the way the handler does, False when the
-    API server refused it (the handler reports that; the pods then copy nothing)."""
+def apply_shadow(body: Mapping[str, Any], wiring: ShadowWiring | None,
+                 candidate: tuple[str, str] | None, *, pods: list[Mapping[str, Any]],
+                 services: list[Mapping[str, Any]], apply: Callable[[dict, Mapping | None], bool],
+                 domain: str, logger: logging.Logger) -> None:
+    """The candidate Service first (`candidate`: (revision, version), from the moment its pods
+    start, so kube-proxy has programmed it before the first copy), then the annotations, then
+    the Services of shadows that ended. `apply(service, live)` owns and applies a child the way
+    the handler does, False when the API server refused it (the handler reports that; the pods
+    then copy nothing)."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     keep, wanted, source = None, None, None
-    if wiring is not None:
-        service = build_shadow_service(name, revision=wiring.candidate, version=wiring.version)
+    if candidate is not None:
+        service = build_shadow_service(name, revision=candidate[0], version=candidate[1])
         keep = service["metadata"]["name"]
-        if apply(service, next((s for s in services if s["name"] == keep), None)):
+        applied = apply(service, next((s for s in services if s["name"] == keep), None))
+        if applied and wiring is not None:
             wanted = shadow_annotations(wiring, model=name, namespace=namespace, domain=domain)
             source = wiring.source
     for pod, patch in annotation_changes(pods, wanted, source, owned_by(name)):

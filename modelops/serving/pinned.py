@@ -15,6 +15,10 @@ version's request metrics (the candidate's pods count it;
 `modelops_forwarded_requests_total{route}` here counts the forwarding) nor copied in shadow. A
 version neither ours nor the candidate's is a 404 that names the reachable ones; a pinned
 request the candidate does not answer is a 502 (refused, reset) or a 504 (timeout), all JSON.
+An answer that does not carry the candidate's `Modelops-Version` is not the candidate's: for a
+second after a Service is created kube-proxy may not have programmed it, its packets leave by
+the node's default route and whatever listens there answers (an empty 404 on CI); it is treated
+as unreachable, so a canary request is answered here and a pinned one is a 502.
 Every predict answer carries the `Modelops-Version` header of the version that made it. Copies
 (`Modelops-Shadow`) are never forwarded, and a forwarded request names the candidate's own
 version, so nothing loops.
@@ -88,13 +92,15 @@ class PinnedVersions:
 
     def _pinned(self, environ: dict) -> tuple[str, bool] | ServingError | None:
         """(the version a predict request is for, whether it named one), an error, or None
-        (not a predict request, or a shadow copy)."""
-        if environ.get("REQUEST_METHOD") != "POST" or request_header(environ, c.HEADER_SHADOW):
+        (not a predict request)."""
+        if environ.get("REQUEST_METHOD") != "POST":
             return None
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         match = _PREDICT_PATH.fullmatch(path)
         if match is None or not self.version:
             return None
+        if request_header(environ, c.HEADER_SHADOW):
+            return self.version, True  # a copy: answered here, never forwarded
         in_path = match.group(2)
         in_header = (request_header(environ, c.HEADER_VERSION) or "").strip()
         if in_path and in_header and in_path != in_header:
@@ -171,11 +177,15 @@ class PinnedVersions:
         if environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
         try:
-            status, data = client.post(url, path, body, headers, time.monotonic() + self.timeout)
+            answer = client.post(url, path, body, headers, time.monotonic() + self.timeout)
         except TimeoutError:
             raise CandidateTimeout(f"version {version} (in shadow) did not answer within "
                                    f"{self.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as error:
             raise Unreachable(f"version {version} (in shadow) is unreachable: "
                               f"{type(error).__name__}") from None
-        return status, [("Content-Type", "application/json")], data
+        if answer.version != version:
+            who = f"version {answer.version}" if answer.version else "a server naming no version"
+            raise Unreachable(f"version {version} (in shadow) is unreachable: HTTP "
+                              f"{answer.status} from {who}")
+        return answer.status, [("Content-Type", "application/json")], answer.body

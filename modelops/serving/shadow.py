@@ -221,13 +221,18 @@ class Shadow:
             return "shed"  # waited out its deadline in the queue: the candidate is too slow
         started = time.perf_counter()
         try:
-            status, data = client.post(copy.target.url, copy.path, copy.body, copy.headers,
-                                       copy.deadline)
+            answer = client.post(copy.target.url, copy.path, copy.body, copy.headers,
+                                 copy.deadline)
         except TimeoutError:
             return "timeout"
         except (OSError, http.client.HTTPException) as error:
             self._log("unreachable", "Shadow candidate %s unreachable: %s", copy.target.url,
                       type(error).__name__)
+            return "unreachable"
+        status, data = answer.status, answer.body
+        if answer.version != copy.target.version:  # not the candidate's answer (pinned.py)
+            self._log("unreachable", "Shadow candidate %s unreachable: HTTP %s from %s",
+                      copy.target.url, status, answer.version or "a server naming no version")
             return "unreachable"
         seconds = time.perf_counter() - started
         try:

@@ -1,7 +1,10 @@
 """The shadow sender's HTTP client: one kept-alive connection, one deadline for every wait.
 
 http.client, not requests (a model worker does not import requests, see the serving README).
-No redirect is followed (a 3xx is the candidate's answer). A reused connection that the
+No redirect is followed (a 3xx is the candidate's answer). Each answer comes back with the
+`Modelops-Version` header it carried, so callers can tell the candidate's answers from anything
+else at that address (a Service kube-proxy has not programmed yet leaks its packets to the
+node's default route, where whatever listens may answer). A reused connection that the
 candidate closed meanwhile (its keep-alive timeout) is retried once on a new one. The deadline
 bounds the connect, the send (a socket timeout bounds a whole sendall) and each read of the
 answer, which reads through _DeadlineReader: every recv waits at most until the deadline, so a
@@ -14,9 +17,18 @@ from __future__ import annotations
 import http.client
 import io
 import time
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from modelops import contract
+
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    version: str  # the answer's Modelops-Version header, "" without one
 
 
 class CandidateClient:
@@ -27,8 +39,8 @@ class CandidateClient:
         self._url = ""
 
     def post(self, url: str, path: str, body: bytes, headers: dict,
-             deadline: float) -> tuple[int, bytes]:
-        """(status, body) of the candidate's answer; TimeoutError, OSError or HTTPException."""
+             deadline: float) -> Answer:
+        """The candidate's answer; TimeoutError, OSError or HTTPException."""
         for attempt in (1, 2):
             connection, reused = self._connect(url, deadline)
             try:
@@ -46,7 +58,7 @@ class CandidateClient:
                 self.close()
             if len(data) > MAX_ANSWER_BYTES:
                 raise http.client.HTTPException(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-            return response.status, data
+            return Answer(response.status, data, response.getheader(contract.HEADER_VERSION, ""))
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _connect(self, url: str, deadline: float) -> tuple[http.client.HTTPConnection, bool]:

@@ -89,11 +89,14 @@ class Scenario:
         except Exception:
             self.cluster.patch_spec(self.namespace, "iris", spec)
 
-    def serve(self, version: str) -> str:
-        """The pod stand-in for `version` (with its downward-API files), reported Ready."""
-        deployment = wait_for(lambda: next((d for d in self.cluster.deployments(
+    def deployment(self, version: str):
+        return wait_for(lambda: next((d for d in self.cluster.deployments(
             self.namespace, "iris").values() if d.metadata.labels[contract.LABEL_VERSION]
             == version), None), what=f"v{version} Deployment")
+
+    def serve(self, version: str) -> str:
+        """The pod stand-in for `version` (with its downward-API files), reported Ready."""
+        deployment = self.deployment(version)
         revision = deployment.metadata.labels[contract.LABEL_REVISION]
         selector = f"{contract.LABEL_MODEL}=iris,{contract.LABEL_REVISION}={revision}"
         pod = wait_for(lambda: self.cluster.core.list_namespaced_pod(
@@ -196,6 +199,9 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
         assert ("Normal", "ShadowStarted") in events and ("Warning", "ShadowFailed") in events
 
         s.apply("3", bake="3s", shadow=SHADOW)
+        starting = s.deployment("3").metadata.labels[contract.LABEL_REVISION]
+        # its Service before its pods are ready: kube-proxy programs it while they start
+        wait_for(lambda: f"iris-{starting}" in s.service_names(), what="v3's Service early")
         v3 = s.serve("3")
         ready_at = time.monotonic()
         wait_for(lambda: s.cluster.service_revision(ns, "iris") == v3, timeout=90,

@@ -84,10 +84,15 @@ def test_an_erroring_candidate_is_aborted_at_the_first_step_and_a_good_one_goes_
         record_property(key, value)
     print(f"\ncanary: {figures}; v2 {aborted.get('canary')}; answers at 10 % {n_10}, at 50 % "
           f"{n_50}; codes {result['codes']}")
+    odd = [(round(t - c_applied, 2), code, text) for t, code, text in result["errors"]
+           if code not in (0, 500)]
+    print(f"non-500 errors (seconds after v3's apply; v3 in canary at "
+          f"{c_canary - c_applied:.2f} s): {len(odd)}, first {odd[:3]}, last {odd[-1:]}")
     assert aborted["reason"] == "CanaryErrorRateAboveThreshold", aborted
     assert aborted["canary"]["step"] == 1 and aborted["replicas"] == 0, aborted
     assert b_count > 0 and b_share <= 0.25, (b_share, b_count)  # the 10 % step, not more
     assert all(v == "1" and code == 200 for v, code in after_abort[-200:]), after_abort[-5:]
+    assert set(result["codes"]) <= {200, 500}, odd[:3]  # 500: v2's rows; nothing else, ever
     assert 0.03 <= share_10 <= 0.2 and n_10 >= 100, (share_10, n_10)
     assert 0.35 <= share_50 <= 0.65 and n_50 >= 100, (share_50, n_50)
     served = _record(api, namespace, "3")

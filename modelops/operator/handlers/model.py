@@ -236,8 +236,8 @@ def _apply_each(body, plan: Plan, deployments, pods, indexes, logger, apply_owne
         apply_owned(build_deployment(name, spec, image=SETTINGS.serving_image,
                                      pull_policy=SETTINGS.image_pull_policy, replicas=replicas),
                     live.get(revision))
-    apply_shadow(body, plan.shadow, pods=pods, services=services, apply=apply_owned,
-                 domain=SETTINGS.cluster_domain, logger=logger)
+    apply_shadow(body, plan.shadow, plan.candidate_service, pods=pods, services=services,
+                 apply=apply_owned, domain=SETTINGS.cluster_domain, logger=logger)
     if refused:
         raise refused[0]
     for revision in plan.delete:

@@ -42,6 +42,28 @@ def test_a_ready_candidate_answers_the_first_steps_share_through_the_serving_pod
     assert [r for _, r, _ in plan.events].count("CanaryStarted") == 0  # posted the pass before
 
 
+@pytest.mark.parametrize("rollout", [CANARY, SHADOW_THEN_CANARY, {}])
+def test_a_candidates_service_exists_from_its_first_pod_until_it_fails(rollout):
+    """kube-proxy needs a moment to program a new Service; created with the candidate's pods,
+    it is programmed before the first copy or canary request goes to it."""
+    world = World(rollout=rollout)
+    v1 = serving_v1(world)
+    world.apply(version="2", sha256=SHA_B, rollout=rollout)
+    plan = world.step(1)
+    v2 = world.revision("2", SHA_B)
+    assert plan.shadow is None and plan.deployments[v2][1] == 2
+    assert plan.candidate_service == ((v2, "2") if rollout else None)
+    if not rollout:
+        return
+    world.ready.add(v2)
+    plan = world.step(1)
+    assert plan.shadow.candidate == v2 and plan.candidate_service == (v2, "2")
+    world.annotations = {contract.ANNOTATION_ABORT: "2"}
+    plan = world.step(1)
+    assert world.record(v2)["phase"] == "Failed" and plan.service_revision == v1
+    assert plan.shadow is None and plan.candidate_service is None
+
+
 def test_steps_pass_on_held_time_and_requests_then_the_candidate_serves_and_bakes():
     world = World(rollout=CANARY)
     v1, v2 = canary_v2(world)

@@ -391,6 +391,19 @@ class PlannerMachine(RuleBasedStateMachine):
             assert self.fields["shadow" if phase == "Shadowing" else "canary"]
 
     @invariant()
+    def a_candidates_service_is_ready_before_anything_is_sent_to_it(self):
+        """The candidate's own Service is in every plan that wires it, and in none without a
+        shadow or canary policy; it never names the Service's revision or one with no pods."""
+        wanted, wiring = self.plan.candidate_service, self.plan.shadow
+        if wiring is not None:
+            assert wanted == (wiring.candidate, wiring.version), (wanted, wiring)
+        if wanted is not None:
+            revision, _ = wanted
+            assert revision != self.plan.service_revision
+            assert self.fields["shadow"] or self.fields["canary"]
+            assert self.plan.deployments[revision][1] > 0, self.plan.deployments
+
+    @invariant()
     def service_and_serving_exist(self):
         if not self.fields["suspend"]:
             assert self.plan.service_revision in self.plan.deployments

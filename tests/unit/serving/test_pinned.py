@@ -117,8 +117,10 @@ def test_a_shadow_copy_is_never_forwarded():
     assert reply.status_code == 200 and calls == ["/v1/models/iris:predict"]
 
 
-def candidate_answering(heads: list) -> RawServer:
-    """A candidate that records each request's head and answers v1 `[2]` (keep-alive)."""
+def candidate_answering(heads: list, version: bytes = b"2", status: bytes = b"200 OK",
+                        answer: bytes = b'{"predictions": [2]}') -> RawServer:
+    """A candidate that records each request's head and answers v1 `[2]` naming its version
+    (keep-alive); `version` empty: a server that names none."""
     def serve(connection):
         while True:
             data = b""
@@ -133,9 +135,10 @@ def candidate_answering(heads: list) -> RawServer:
             while len(body) < length:
                 body += connection.recv(65536)
             heads.append(head)
-            answer = b'{"predictions": [2]}'
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            named = b"Modelops-Version: %s\r\n" % version if version else b""
+            connection.sendall(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s"
+                               b"Content-Length: %d\r\n\r\n%s"
+                               % (status, named, len(answer), answer))
     return RawServer(serve)
 
 
@@ -200,3 +203,26 @@ def test_a_canary_request_the_candidate_cannot_answer_is_answered_here_body_inta
     reply = client.post("/v1/models/iris:predict", data=BODY, content_type="application/json")
     assert reply.status_code == 200 and reply.headers[c.HEADER_VERSION] == "1"
     assert calls == ["/v1/models/iris:predict"] and reply.json["body"] == BODY
+
+
+@pytest.mark.parametrize(("version", "who"), [(b"", "a server naming no version"),
+                                              (b"1", "version 1")])
+def test_an_answer_that_does_not_name_the_candidate_is_not_the_candidates(version, who):
+    """What answers at a Service address kube-proxy has not programmed yet (an empty 404 from
+    beyond the node, seen on CI) must not reach a user as the candidate's answer."""
+    calls: list = []
+    heads: list = []
+    stranger = candidate_answering(heads, version=version, status=b"404 Not Found", answer=b"")
+    try:
+        canary_reply = pinned(canary(stranger.url, 100), calls).post(
+            "/v1/models/iris:predict", data=BODY, content_type="application/json")
+        pinned_reply = pinned(canary(stranger.url, 0), calls).post(
+            "/v2/models/iris/versions/2/infer", data=BODY)
+    finally:
+        stranger.close()
+    assert len(heads) == 2  # both were sent there
+    assert canary_reply.status_code == 200 and canary_reply.headers[c.HEADER_VERSION] == "1"
+    assert canary_reply.json["body"] == BODY and calls == ["/v1/models/iris:predict"]
+    assert pinned_reply.status_code == 502
+    assert pinned_reply.json == {
+        "error": f"version 2 (in shadow) is unreachable: HTTP 404 from {who}"}

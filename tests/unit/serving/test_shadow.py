@@ -61,7 +61,7 @@ def _read_request(connection: socket.socket) -> None:
 def _answer_once_then_close(connection):
     """Answers one request as if keeping the connection, then drops it (a keep-alive timeout)."""
     _read_request(connection)
-    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    connection.sendall(b"HTTP/1.1 200 OK\r\nModelops-Version: 2\r\nContent-Length: 2\r\n\r\nok")
     connection.close()
 
 
@@ -104,7 +104,7 @@ def test_a_dropped_keep_alive_connection_is_retried_once():
     server = RawServer(_answer_once_then_close)
     client = CandidateClient()
     for _ in range(3):
-        assert _post(client, server.url, deadline=10) == (200, b"ok")
+        assert _post(client, server.url, deadline=10) == (200, b"ok", "2")
     assert server.connections == 3
     server.close()
 
@@ -115,7 +115,7 @@ def test_a_closed_port_is_an_os_error_and_a_redirect_is_an_answer():
     with pytest.raises(ConnectionRefusedError):
         _post(CandidateClient(), closed)
     server = RawServer(_redirect)
-    assert _post(CandidateClient(), server.url) == (302, b"")
+    assert _post(CandidateClient(), server.url) == (302, b"", "")
     server.close()
 
 
@@ -252,7 +252,8 @@ def test_a_copy_carries_the_users_request_id(thresholds, make_app, tmp_path):
             data += connection.recv(65536)
         heads.append(data.partition(b"\r\n\r\n")[0])
         body = b'{"predictions": [0]}'
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        connection.sendall(b"HTTP/1.1 200 OK\r\nModelops-Version: 2\r\nContent-Length: %d\r\n\r\n%s"
+                           % (len(body), body))
         connection.close()
 
     server = RawServer(answer)
@@ -265,3 +266,25 @@ def test_a_copy_carries_the_users_request_id(thresholds, make_app, tmp_path):
     finally:
         server.close()
     assert len(heads) == 1 and b"\r\nX-Request-Id: trace-42" in heads[0], heads
+
+
+def test_an_answer_that_does_not_name_the_candidate_counts_as_unreachable(thresholds, make_app,
+                                                                          tmp_path):
+    """A Service kube-proxy has not programmed yet: what answers there is not the candidate."""
+    def answer(connection):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        connection.close()
+
+    server = RawServer(answer)
+    try:
+        client = _serving(make_app, thresholds["a"], tmp_path / "annotations",
+                          server.url).test_client()
+        reply = client.post("/v1/models/first:predict", json={"instances": [[1, 1, 1, 1]]})
+        counts = shadow_counts(client, wanted=1)
+    finally:
+        server.close()
+    assert reply.status_code == 200
+    assert counts["unreachable"] == 1 and counts["error"] == 0, counts
