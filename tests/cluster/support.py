@@ -10,7 +10,6 @@ and the operator as its own process (`python -m modelops.operator`).
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -24,34 +23,11 @@ import kubernetes
 import pytest
 
 from modelops import contract
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # The session's ControlPlane, so every tier that uses the `control_plane` fixture shares one.
 CONTROL_PLANE_KEY = pytest.StashKey["object"]()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing holds, below the kernel's ephemeral range. A port the kernel hands out
-    for bind(0) is an ephemeral one, and between this check and the server's own bind any
-    outgoing connection may take it as its local port (seen on CI: an operator restarted by a
-    test failed to bind its health port, `address already in use`)."""
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0" if host.startswith("127.") else host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port below {low}")
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2,

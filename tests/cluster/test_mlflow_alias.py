@@ -12,7 +12,8 @@ import pytest
 from modelops import contract
 from modelops.operator.mlflow_alias import pinned_spec
 from modelops.operator.spec import parse_model
-from tests.cluster.support import Cluster, OperatorProcess, deployment_env, free_port, wait_for
+from tests.cluster.support import Cluster, OperatorProcess, deployment_env, wait_for
+from tests.ports import free_port
 from tests.unit.serving import stores
 from tests.unit.serving.serving_support import dump, train_forest, train_iris
 

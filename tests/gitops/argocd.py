@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.support import free_port, stop_processes, wait_for
+from tests.cluster.support import stop_processes, wait_for
+from tests.ports import free_port
 from tests.unit.ecosystem.gitops_tools import ARGOCD_CM
 
 NAMESPACE = "argocd"

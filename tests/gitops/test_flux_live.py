@@ -25,10 +25,11 @@ import yaml
 
 from modelops import contract
 from tests.cluster.gitserver import GitServer, Repo
-from tests.cluster.support import Cluster, OperatorProcess, free_port, stop_processes, wait_for
+from tests.cluster.support import Cluster, OperatorProcess, stop_processes, wait_for
 from tests.cluster.test_ecosystem_live import POLICY, _model, _revision
 from tests.factories import SHA_B, SHA_C
 from tests.gitops.conftest import tool
+from tests.ports import free_port
 from tests.unit.ecosystem.argocd import BUILD_TIMEOUT
 
 pytestmark = BUILD_TIMEOUT

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import ports
 from tests.image.docker_cli import Images, docker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,5 @@ def containers() -> Iterator[list[str]]:
 
 @pytest.fixture
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing holds, below the ephemeral range."""
+    return ports.free_port()

@@ -5,7 +5,6 @@ Every process started here is stopped by its PID at the end; nothing listens bey
 """
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,14 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from modelops import contract
+from tests.ports import free_port
 
 READY_TIMEOUT = 60  # seconds for prometheus to start answering /-/ready (shared CPU)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 TOOL = Path(__file__).with_name("store_tool.py")
@@ -25,12 +26,6 @@ def servers_venv() -> Path:
     out = subprocess.run(["bash", str(REPO / "tools/testservers/venv.sh")], check=True,
                          capture_output=True, text=True, timeout=900)
     return Path(out.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, process: subprocess.Popen, seconds: float = 90) -> None:

@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,16 +29,12 @@ from prometheus_client.mmap_dict import MmapedDict
 from serving_support import IRIS_ROW, dump, iris_data, metric, train_iris
 from sklearn.linear_model import LinearRegression
 
+from tests.ports import free_port
+
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
 START_TIMEOUT = 90.0
 V2_BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -17,6 +17,7 @@ from modelops.serving.settings import ServingSettings
 from modelops.serving.sources import s3_credentials
 from modelops.serving.sources.s3 import S3Location, S3Options, error_of, object_url, sign
 from modelops.serving.sources.s3_credentials import Credentials
+from tests.ports import free_port
 
 
 # --- pure ----------------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def test_no_credentials_is_an_unsigned_request_the_store_refuses(store, artifact
 
 
 def test_unreachable_endpoint_is_download_failed(artifacts, tmp_path):
-    port = stores.free_port()
+    port = free_port()
     with pytest.raises(StartupFailure) as failed:
         fetch(settings(tmp_path, "s3://models/m.joblib", artifacts.iris.sha256),
               environ={"MODELOPS_S3_ENDPOINT": f"http://127.0.0.1:{port}",
