@@ -36,7 +36,8 @@ from modelops.devcluster.cluster import (
     ProcessStatus,
 )
 from modelops.devcluster.components import BINARIES
-from modelops.devcluster.kind import KindError, KindSettings, kind_problems, local_clusters
+from modelops.devcluster.kind import (KindError, KindSettings, guard_service_range, kind_problems,
+                                      local_clusters, node_container)
 from modelops.devcluster.kind_cluster import KindCluster
 from modelops.devcluster.node import NODE_BUILD_SCRIPT, NODE_DIRNAME, Node, NodeError, NodeSettings
 from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
@@ -86,6 +87,7 @@ def up_kind(cluster: KindCluster, bin_dir: Path, problems: list[str]) -> int:
         raise KindError("kind cannot run here: " + "; ".join(problems))
     began = time.monotonic()
     created = cluster.create()
+    guard_service_range(node_container(cluster.settings.name))
     _say(f"kind cluster {cluster.settings.name} {'created' if created else 'already running'} "
          f"in {time.monotonic() - began:.1f} s (node image {cluster.settings.node_image})")
     began = time.monotonic()

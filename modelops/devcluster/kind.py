@@ -8,10 +8,12 @@ docker shim, and containerd must not set negative oom_score_adj), and cgroup v1,
 default CNI with our image, which carries a bridge conflist instead of kindnetd.
 `kind_problems` says why kind cannot run (empty when it can); `network_gateway` reads the
 host's address on the kind Docker network, which the pods reach (pure over `docker network
-inspect`). `local_clusters` picks where `make run` and tests/e2e run: kind wherever it can,
-the host node only where it cannot (or as $MODELOPS_LOCAL_CLUSTER says). The cluster itself is
-made by modelops.devcluster.kind_cluster for `make run` and by pytest-kind in tests/e2e, with
-the same binaries, image and config.
+inspect`). `guard_service_range` makes the node refuse packets to a ClusterIP kube-proxy has not
+programmed yet (they would otherwise follow the default route off the machine; rules from the
+pure `service_guard_rules`). `local_clusters` picks where `make run` and tests/e2e run: kind
+wherever it can, the host node only where it cannot (or as $MODELOPS_LOCAL_CLUSTER says). The
+cluster itself is made by modelops.devcluster.kind_cluster for `make run` and by pytest-kind in
+tests/e2e, with the same binaries, image and config.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ KIND_BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-kind.
 KIND_BINARIES = ("kind", "kubectl", "kubeadm", "crictl")
 LOCAL_IMAGE_PREFIX = "modelops.local/kind-node:"
 KIND_NETWORK = "kind"
+SERVICE_SUBNET = "10.96.0.0/16"  # kind's default, stated so that the node's guard names it
 SYS_RESOURCE = 24  # CAP_SYS_RESOURCE, which this machine's bounding set lacks
 RESTRICT_OOM_SCORE_ADJ = ('[plugins."io.containerd.grpc.v1.cri"]\n'
                           '  restrict_oom_score_adj = true')
@@ -94,9 +97,10 @@ class KindSettings:
 
 def cluster_config(quirks: HostQuirks, own_image: bool) -> dict:
     """kind's Cluster config for one node on this host."""
-    config: dict = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4"}
+    config: dict = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                    "networking": {"serviceSubnet": SERVICE_SUBNET}}
     if own_image:
-        config["networking"] = {"disableDefaultCNI": True}
+        config["networking"]["disableDefaultCNI"] = True
     if quirks.cgroup_v1:
         config["kubeadmConfigPatches"] = ["kind: KubeletConfiguration\nfailCgroupV1: false\n"]
     if quirks.privileged_refused:
@@ -173,3 +177,37 @@ def host_address() -> str:
     if inspected.returncode != 0:
         raise KindError(f"docker network inspect {KIND_NETWORK}: {inspected.stderr.strip()}")
     return network_gateway(inspected.stdout)
+
+
+def node_container(cluster_name: str) -> str:
+    """The Docker container of a one-node kind cluster."""
+    return f"{cluster_name}-control-plane"
+
+
+def service_guard_rules(subnet: str = SERVICE_SUBNET) -> list[list[str]]:
+    """iptables rules (chain first) that refuse what is still addressed to the Service range
+    after kube-proxy's DNAT, i.e. a ClusterIP it has not programmed: from the node's own
+    processes (OUTPUT) and from its pods (FORWARD). Refused at once, instead of following the
+    node's default route out of the machine (seen on CI: a canary's first requests to its new
+    Service got empty 404s from the host's gateway)."""
+    return [[chain, "-d", subnet, "-j", "REJECT"] for chain in ("OUTPUT", "FORWARD")]
+
+
+def guard_service_range(container: str) -> None:
+    """Insert `service_guard_rules` in the node's filter table unless already there."""
+    for chain, *rule in missing_service_guards(container):
+        _docker_exec(container, "iptables", "-w", "-I", chain, "1", *rule)
+
+
+def missing_service_guards(container: str) -> list[list[str]]:
+    """The `service_guard_rules` the node's filter table does not hold (`iptables -C`)."""
+    return [rule for rule in service_guard_rules()
+            if _docker_exec(container, "iptables", "-w", "-C", *rule, check=False).returncode]
+
+
+def _docker_exec(container: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["docker", "exec", container, *command], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if check and done.returncode != 0:
+        raise KindError(f"docker exec {container} {' '.join(command)}: {done.stderr.strip()}")
+    return done

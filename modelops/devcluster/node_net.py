@@ -3,11 +3,12 @@
 `setup_network` makes the bridge with the node IP before any pod exists (the kubelet needs its
 address at start; the CNI bridge plugin adopts the bridge), routes the Service range into the
 bridge (a ClusterIP that kube-proxy has not programmed yet then stays on this host instead of
-following the default route), and installs two chains: pods reach each other and the host but
-nothing past the bridge, and only loopback and the bridge reach the node IP and the
-apiserver's port. `host_problems` says beforehand why a node cannot run here at all. `teardown_network` removes all of it plus what the kubelet leaves in
-iptables, and `unmount_under` the volume mounts a stopped kubelet leaves behind; both are safe
-to run twice. `guard_rules` and `mounts_under` are pure.
+following the default route), and installs two chains: a pod's packet to such a ClusterIP is
+refused at once, pods reach each other and the host but nothing past the bridge, and only
+loopback and the bridge reach the node IP and the apiserver's port. `host_problems` says
+beforehand why a node cannot run here at all. `teardown_network` removes all of it plus what
+the kubelet leaves in iptables, and `unmount_under` the volume mounts a stopped kubelet leaves
+behind; both are safe to run twice. `guard_rules` and `mounts_under` are pure.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def guard_rules(apiserver_port: int) -> dict[str, list[list[str]]]:
     """The rules of each guard chain, in order (iptables arguments after `-A CHAIN`)."""
     return {
         FORWARD_CHAIN: [
+            # after kube-proxy's DNAT: a ClusterIP it has not programmed yet is refused at once
+            ["-d", SERVICE_CIDR, "-j", "REJECT"],
             ["-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"],  # pod to pod, also via a Service
             ["-i", BRIDGE, "-j", "REJECT"],  # pods never leave the node
             ["-o", BRIDGE, "-j", "REJECT"],  # nothing from another interface reaches a pod

@@ -26,11 +26,16 @@
         GETs URL every 0.1 s until an HTTP answer of any status comes back (a just-created
         Service refuses connections until kube-proxy has programmed its endpoints) or MAX-SECONDS
         pass. Prints {"status": code or 0, "seconds": elapsed, "refused": failed attempts}.
+    connect HOST PORT TIMEOUT
+        One TCP connect. Prints {"error": null, "ECONNREFUSED", "EHOSTUNREACH", ... or
+        "timeout", "seconds": elapsed}.
 """
 
+import errno
 import http.client
 import json
 import random
+import socket
 import sys
 import threading
 import time
@@ -209,6 +214,17 @@ def routable(url, max_seconds):
                       "refused": refused}))
 
 
+def connect(host, port, timeout):
+    started, error = time.monotonic(), None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.timeout:
+        error = "timeout"
+    except OSError as failure:
+        error = errno.errorcode.get(failure.errno, repr(failure))
+    print(json.dumps({"error": error, "seconds": round(time.monotonic() - started, 3)}))
+
+
 def _safe_post(url, body):
     try:
         return post(url, body, timeout=10.0)
@@ -230,5 +246,8 @@ if __name__ == "__main__":
         score(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "routable":
         routable(sys.argv[2], float(sys.argv[3]))
+    elif sys.argv[1] == "connect":
+        connect(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
-        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive | feedback | score | routable")
+        sys.exit(f"unknown mode {sys.argv[1]!r}: predict | load | keepalive | feedback | score"
+                 " | routable | connect")

@@ -41,18 +41,17 @@ from modelops.devcluster.access import ClusterAccess, destructive_use_refusal
 from modelops.devcluster.binaries import BinariesError, resolve_bin_dir
 from modelops.devcluster.cluster import ControlPlane, ControlPlaneError, ControlPlaneSettings
 from modelops.devcluster.components import BINARIES
-from modelops.devcluster.kind import (KindError, KindSettings, host_address, kind_problems,
-                                      local_clusters, settings_image_problems,
-                                      write_cluster_config)
+from modelops.devcluster.kind import (KindError, KindSettings, guard_service_range, host_address,
+                                      kind_problems, local_clusters, node_container,
+                                      settings_image_problems, write_cluster_config)
 from modelops.devcluster.node import (NODE_BUILD_SCRIPT, Node, NodeBusyError, NodeError,
                                       NodeSettings, node_problems)
 from modelops.devcluster.node_deploy import apply_samples, install_operator, node_image_loader
 from modelops.devcluster.node_config import NODE_IP
 from modelops.devcluster.node_plan import NODE_BINARIES
-from tests.e2e.support import ClientPod, E2ECluster
+from tests.e2e.support import KIND_CLUSTER, ClientPod, E2ECluster
 
 HERE = Path(__file__).resolve().parent
-KIND_CLUSTER = "modelops-e2e"
 KIND_LOCK = Path("/tmp/modelops-e2e.lock")
 KIND_LOCK_WAIT = 1800  # seconds another session's kind cluster may hold the lock
 # Chosen at import, before the binaries are resolved: where the node image is present, the
@@ -193,6 +192,7 @@ def _kind_cluster(config: pytest.Config, bin_dir: Path, work_dir: Path) -> Itera
     try:
         cluster.delete()  # a cluster left by a killed session would carry its objects
         cluster.create(write_cluster_config(settings, work_dir / "kind.yaml"))
+        guard_service_range(node_container(KIND_CLUSTER))
         times["kind cluster"] = time.monotonic() - began
         access = ClusterAccess(Path(cluster.kubeconfig_path), bin_dir)
         began = time.monotonic()

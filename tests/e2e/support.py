@@ -19,6 +19,7 @@ from tests.cluster.support import Cluster, wait_for
 
 CLIENT_SCRIPT = (Path(__file__).parent / "client.py").read_text()
 CLIENT_POD = "e2e-client"
+KIND_CLUSTER = "modelops-e2e"  # the kind flavour's cluster name
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,12 @@ class ClientPod:
         if not answer["status"]:
             raise AssertionError(f"{url} refused connections for {timeout} s: {answer}")
         return answer["seconds"]
+
+    def connect(self, host: str, port: int, *, timeout: float) -> dict:
+        """One TCP connect from the pod (client.py `connect`): its error name and seconds."""
+        result = self.access.kubectl(*self._exec("connect", host, str(port), str(timeout)),
+                                     timeout=timeout + 60)
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def _exec(self, *args: str, stdin: bool = False) -> list[str]:
         flags = ["-i"] if stdin else []

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from modelops.devcluster.kind import (HostQuirks, KindError, KindSettings, cluster_config,
-                                      local_clusters, network_gateway, quirks_from)
+                                      local_clusters, network_gateway, quirks_from,
+                                      service_guard_rules)
 from modelops.devcluster.kind_cluster import KindCluster
 
 FULL = "CapBnd:\t000001ffffffffff\n"
@@ -30,12 +31,13 @@ def test_quirks_from_proc(status: str, fs_type: str, expected: HostQuirks) -> No
 
 def test_plain_host_with_an_official_image_gets_plain_kind() -> None:
     assert cluster_config(HostQuirks(False, False), own_image=False) == {
-        "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4"}
+        "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "networking": {"serviceSubnet": "10.96.0.0/16"}}
 
 
 def test_this_host_with_our_image_gets_every_workaround() -> None:
     config = cluster_config(HostQuirks(privileged_refused=True, cgroup_v1=True), own_image=True)
-    assert config["networking"] == {"disableDefaultCNI": True}
+    assert config["networking"] == {"serviceSubnet": "10.96.0.0/16", "disableDefaultCNI": True}
     assert "failCgroupV1: false" in config["kubeadmConfigPatches"][0]
     assert "restrict_oom_score_adj = true" in config["containerdConfigPatches"][0]
 
@@ -129,3 +131,14 @@ def test_a_failing_kind_command_says_what_kind_said(fake_kind) -> None:
     with pytest.raises(KindError, match=r"load docker-image --name modelops missing:1 exited "
                                         r"with 1:\nimage: missing:1 not present locally"):
         cluster.load(["missing:1"])
+
+
+def test_the_guard_refuses_the_service_range_from_the_node_and_its_pods() -> None:
+    assert service_guard_rules("10.96.0.0/16") == [
+        ["OUTPUT", "-d", "10.96.0.0/16", "-j", "REJECT"],
+        ["FORWARD", "-d", "10.96.0.0/16", "-j", "REJECT"]]
+
+
+def test_the_guard_covers_the_range_the_cluster_is_made_with() -> None:
+    config = cluster_config(HostQuirks(False, False), own_image=True)
+    assert {rule[2] for rule in service_guard_rules()} == {config["networking"]["serviceSubnet"]}

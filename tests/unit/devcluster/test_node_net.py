@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from modelops.devcluster.components import SERVICE_CIDR
 from modelops.devcluster.node_config import BRIDGE, NODE_IP
 from modelops.devcluster.node_net import FORWARD_CHAIN, INPUT_CHAIN, guard_rules, mounts_under
 
 
 def test_pods_talk_to_each_other_but_never_leave_the_bridge() -> None:
     forward = guard_rules(6443)[FORWARD_CHAIN]
-    assert forward[0] == ["-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
+    assert forward[1] == ["-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
     assert ["-i", BRIDGE, "-j", "REJECT"] in forward[1:]
     assert ["-o", BRIDGE, "-j", "REJECT"] in forward[1:]
+
+
+def test_a_cluster_ip_kube_proxy_has_not_programmed_is_refused_before_anything_else() -> None:
+    assert guard_rules(6443)[FORWARD_CHAIN][0] == ["-d", SERVICE_CIDR, "-j", "REJECT"]
 
 
 def test_only_loopback_and_the_bridge_reach_the_node_ip_and_the_apiserver() -> None:
