@@ -141,6 +141,19 @@ class Cluster:
             items = [e for e in items if e.reporting_component == contract.REPORTING_COMPONENT]
         return [(e.type, e.reason) for e in items]
 
+    def wait_for_events(self, namespace: str, name: str, *wanted: tuple[str, str] | str,
+                        timeout: float = 15) -> list[tuple[str, str]]:
+        """The operator's Events about `name` once all `wanted` are there: (type, reason)
+        pairs, or bare reasons. kopf posts Events in the background after the pass that
+        wrote status and children, so a test that saw those may still be ahead of them."""
+        def have() -> list[tuple[str, str]] | None:
+            events = self.events(namespace, name, ours_only=True)
+            reasons = {reason for _, reason in events}
+            missing = [w for w in wanted if (w not in reasons if isinstance(w, str)
+                                             else w not in events)]
+            return None if missing else events
+        return wait_for(have, timeout=timeout, what=f"Events {wanted} about {name}")
+
     def mark_pods_ready(self, namespace: str, model: str, revision: str,
                         ip: str = "127.0.0.1") -> int:
         """Report the revision's pods Running and Ready at `ip`, as a kubelet would."""

@@ -103,7 +103,7 @@ def test_alias_is_pinned_reported_when_moved_and_rolled_out_on_auto(cluster, nam
         "alias": "iris@champion", "version": v1, "aliasVersion": v1, "sha256": registry.sha256[0]}
     deployment = wait_for(lambda: cluster.deployments(namespace, "iris").get(first))
     assert deployment_env(deployment)[contract.ENV_ARTIFACT_URI] == f"models:/iris/{v1}"
-    assert ("Normal", "MlflowAliasResolved") in cluster.events(namespace, "iris", ours_only=True)
+    cluster.wait_for_events(namespace, "iris", ("Normal", "MlflowAliasResolved"))
     _serving(cluster, namespace, "iris", first)
 
     registry.alias("iris", "champion", v2)  # Manual (the default): reported, v1 kept
@@ -111,7 +111,7 @@ def test_alias_is_pinned_reported_when_moved_and_rolled_out_on_auto(cluster, nam
              what="AliasMoved=True")
     assert _mlflow(cluster, namespace, "iris")["version"] == v1
     assert _mlflow(cluster, namespace, "iris")["aliasVersion"] == v2
-    assert ("Warning", "MlflowAliasMoved") in cluster.events(namespace, "iris", ours_only=True)
+    cluster.wait_for_events(namespace, "iris", ("Warning", "MlflowAliasMoved"))
     assert set(cluster.deployments(namespace, "iris")) == {first}
     assert cluster.service_revision(namespace, "iris") == first
 
@@ -132,4 +132,4 @@ def test_alias_is_pinned_reported_when_moved_and_rolled_out_on_auto(cluster, nam
              what="AliasResolved=False")
     assert cluster.service_revision(namespace, "iris") == second
     assert set(cluster.deployments(namespace, "iris")) >= {second}
-    assert ("Warning", "MlflowAliasUnresolved") in cluster.events(namespace, "iris", ours_only=True)
+    cluster.wait_for_events(namespace, "iris", ("Warning", "MlflowAliasUnresolved"))

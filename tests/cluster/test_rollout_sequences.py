@@ -265,6 +265,9 @@ class Sequence:
     def events(self) -> list[tuple[str, str]]:
         return self.cluster.events(self.ns, NAME, ours_only=True)
 
+    def wait_for_events(self, *wanted: tuple[str, str] | str) -> list[tuple[str, str]]:
+        return self.cluster.wait_for_events(self.ns, NAME, *wanted)
+
     def close(self) -> None:
         self.kubelet.close()
         self.watch.close()
@@ -312,7 +315,7 @@ def test_v3_while_v2_breaches_keeps_v1_as_target(seq):
     assert seq.conditions()["Stalled"] == ("True", "RolledBack")
     assert seq.conditions()["Ready"] == ("False", "RolledBack")
     assert (v3, "RolledBack") in _history(seq) and (v1, "Promoted") in _history(seq)
-    assert ("Warning", "RolledBack") in seq.events()
+    seq.wait_for_events(("Warning", "RolledBack"))
     assert seq.model()["spec"]["version"] == "3", "the operator never writes spec"
 
 
@@ -347,8 +350,8 @@ def test_scale_during_bake_and_after_promotion_is_never_a_failure(seq):
         .ready_replicas == 3)
     assert {p for r, p in seq.watch.phases if r == v1} <= {"Starting", "Baking", "Promoted"}
     assert [p for r, p in _history(seq)] == ["Starting", "Baking", "Promoted"]
-    assert not [e for e in seq.events() if e[0] == "Warning"], seq.events()
-    assert ("Normal", "Promoted") in seq.events()
+    events = seq.wait_for_events(("Normal", "Promoted"))
+    assert not [e for e in events if e[0] == "Warning"], events
     assert seq.status()["servingVersion"] == "1"
 
 
@@ -395,7 +398,7 @@ def test_config_only_change_that_breaks_is_rolled_back(seq):
     seq.until("the rolled-back revision scaled to zero",
               lambda: seq.cluster.deployments(seq.ns, NAME)[small].spec.replicas == 0)
     assert (small, "RolledBack") in _history(seq)
-    assert ("Warning", "RolledBack") in seq.events()
+    seq.wait_for_events(("Warning", "RolledBack"))
     # the same spec again (Argo CD re-syncing) does not retry it
     seq.write(copy.deepcopy(seq.spec))
     time.sleep(3)
@@ -449,7 +452,7 @@ def test_more_history_than_the_limit_keeps_working(seq):
     assert before + 2 * 10 > HISTORY_LIMIT + 4
     assert len(seq.status()["history"]) == HISTORY_LIMIT, "trimmed to the newest entries"
     assert seq.watch.longest == HISTORY_LIMIT
-    assert ("Normal", "Promoted") in seq.events()
+    seq.wait_for_events(("Normal", "Promoted"))
     v3 = seq.apply("3", share=0.5, rollback={"bakeWindow": "5m"})
     seq.serving(v3)
     record = seq.until("v3 rolled back", lambda: (r := seq.status().get("rollback")) and

@@ -195,8 +195,8 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
               f"{record['shadow']['rows']} rows compared")
         assert traffic.answered_by(v2) == 0 and traffic.answered_by(v1) > 100, traffic.codes
         assert s.cluster.service_revision(ns, "iris") == v1
-        events = s.cluster.events(ns, "iris", ours_only=True)
-        assert ("Normal", "ShadowStarted") in events and ("Warning", "ShadowFailed") in events
+        s.cluster.wait_for_events(ns, "iris", ("Normal", "ShadowStarted"),
+                                  ("Warning", "ShadowFailed"))
 
         s.apply("3", bake="3s", shadow=SHADOW)
         starting = s.deployment("3").metadata.labels[contract.LABEL_REVISION]
@@ -212,7 +212,7 @@ def test_a_disagreeing_candidate_never_serves_and_an_agreeing_one_takes_over(sce
         assert record.get("shadowPassedAt") and record["shadow"]["rows"] >= SHADOW["minRows"]
         assert record["shadow"]["disagreement"] <= SHADOW["maxDisagreement"], record["shadow"]
         wait_for(lambda: s.status().get("lastGoodVersion") == "3", timeout=60, what="v3 promoted")
-    assert ("Normal", "ShadowPassed") in s.cluster.events(ns, "iris", ours_only=True)
+    s.cluster.wait_for_events(ns, "iris", ("Normal", "ShadowPassed"))
     assert traffic.answered_by(v2) == 0 and traffic.answered_by(v3) > 0
     wait_for(lambda: f"iris-{v3}" not in s.service_names(), what="v3's shadow Service deleted")
     assert s.pod_annotations(v1) == {}  # v1's pods, if still up, copy nothing
